@@ -1,0 +1,172 @@
+r"""Attentive Multi-View Metric Learning (supplement Table 2 and method.md's decisions).
+
+    photo  -> Enc1 -> Enc2 -> UperNet -> mask logits
+                          \-> mask-weighted pooling -> 256-D photo embedding
+    views  -> Enc1 -> Enc3 -> pooling -> per-view embeddings -> learned attention -> 256-D shape embedding
+
+All embeddings are L2-normalised and compared by inner product. Images enter as float RGB in [0, 1]; the network
+applies its backbone's own normalisation.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.backbones import build_backbone
+from models.config import AMVMLConfig
+from models.layers import category_linear
+
+
+def conv_bn_relu(c_in: int, c_out: int, kernel: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, 1, kernel // 2, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Branch(nn.Module):
+    """Enc2 or Enc3: conv3_x, conv4_x, conv5_x; returns the three feature maps (strides 8, 16, 32)."""
+
+    def __init__(self, stages: nn.ModuleList) -> None:
+        super().__init__()
+        self.stages = stages
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        outputs = []
+        for stage in self.stages:
+            x = stage(x)
+            outputs.append(x)
+        return outputs
+
+
+class UperNetHead(nn.Module):
+    """Table 2, UperNet: one-scale pyramid pooling on C5, an FPN over C2..C5, fusion, a 1-channel map."""
+
+    def __init__(self, in_channels: tuple[int, int, int, int], width: int) -> None:
+        super().__init__()
+        c5 = in_channels[-1]
+        self.ppm_pool = nn.AdaptiveAvgPool2d(1)  # row 1
+        self.ppm_conv = conv_bn_relu(c5, width, 1)  # row 2
+        self.ppm_bottleneck = conv_bn_relu(c5 + width, width, 1)  # row 3
+        self.lateral = nn.ModuleList([conv_bn_relu(c, width, 1) for c in in_channels[:-1]])  # row 4: FPN
+        self.fpn_out = nn.ModuleList([conv_bn_relu(width, width, 3) for _ in in_channels[:-1]])
+        self.fuse = conv_bn_relu(width * len(in_channels), width, 3)  # row 5
+        self.classifier = nn.Conv2d(width, 1, 1)  # row 6
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        c5 = features[-1]
+        pooled = F.interpolate(self.ppm_conv(self.ppm_pool(c5)), size=c5.shape[2:], mode="nearest")
+        top = self.ppm_bottleneck(torch.cat([c5, pooled], dim=1))
+        pyramid = [top]
+        for feature, lateral, out in zip(
+            reversed(features[:-1]), reversed(self.lateral), reversed(self.fpn_out), strict=True
+        ):
+            top = lateral(feature) + F.interpolate(top, size=feature.shape[2:], mode="bilinear", align_corners=False)
+            pyramid.insert(0, out(top))
+        size = pyramid[0].shape[2:]
+        fused = torch.cat(
+            [pyramid[0]] + [F.interpolate(p, size=size, mode="bilinear", align_corners=False) for p in pyramid[1:]],
+            dim=1,
+        )
+        return self.classifier(self.fuse(fused))
+
+
+class PhotoEmbedding(NamedTuple):
+    embedding: torch.Tensor  # (B, D), L2-normalised
+    mask_logits: torch.Tensor  # (B, 1, H, W) at input resolution
+    category_logits: torch.Tensor  # (B, C)
+
+
+class ShapeEmbedding(NamedTuple):
+    embedding: torch.Tensor  # (B, D), L2-normalised attention-fused shape vector
+    view_embeddings: torch.Tensor  # (B, V, D), each L2-normalised
+    view_attention: torch.Tensor  # (B, V), sums to 1
+    category_logits: torch.Tensor  # (B, C)
+
+
+def masked_average_pool(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Average of `features` (B, C, h, w) weighted by `weights` (B, 1, H, W) resized to (h, w).
+
+    A small floor keeps an all-background mask from dividing by zero: it degrades to plain average pooling.
+    """
+    weights = F.adaptive_avg_pool2d(weights, (features.shape[2], features.shape[3])) + 1e-4
+    return (features * weights).sum(dim=(2, 3)) / weights.sum(dim=(2, 3))
+
+
+class AMVML(nn.Module):
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def __init__(self, config: AMVMLConfig) -> None:
+        super().__init__()
+        self.config = config
+        parts = build_backbone(config.backbone, config.pretrained)
+        self.register_buffer("mean", torch.tensor(parts.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(parts.std).view(1, 3, 1, 1), persistent=False)
+        self.enc1 = parts.enc1
+        self.enc2 = Branch(parts.new_branch())  # photos and textured renders
+        self.enc3 = Branch(parts.new_branch())  # grey pool views
+        self.upernet = UperNetHead(parts.channels, config.decoder_channels)
+        final = parts.channels[-1]
+        d = config.embedding_dim
+        self.photo_projection = nn.Linear(final, d)
+        self.view_projection = nn.Linear(final, d)
+        self.photo_category_head = category_linear(final, config.num_categories)
+        self.view_category_head = category_linear(final, config.num_categories)
+        # Query-independent view attention: one vector per shape can live in the index.
+        self.view_attention = nn.Sequential(
+            nn.Linear(d, config.view_attention_hidden), nn.Tanh(), nn.Linear(config.view_attention_hidden, 1)
+        )
+        # Query-conditioned attention for re-ranking: a bilinear score between query and view embeddings.
+        self.query_projection = nn.Linear(d, d)
+        self.rerank_log_scale = nn.Parameter(torch.tensor(2.3))  # exp(2.3) ~ 10, a softmax temperature of 0.1
+
+    # ------------------------------------------------------------------------------------------ features
+    def _normalise(self, images: torch.Tensor) -> torch.Tensor:
+        return (images - self.mean) / self.std
+
+    def photo_features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """C2..C5 of the photo branch (Enc1 + Enc2)."""
+        c2 = self.enc1(self._normalise(images))
+        return [c2, *self.enc2(c2)]
+
+    def view_features(self, views: torch.Tensor) -> torch.Tensor:
+        """C5 of the view branch (Enc1 + Enc3) for a batch of single views (N, 3, H, W)."""
+        return self.enc3(self.enc1(self._normalise(views)))[-1]
+
+    # ------------------------------------------------------------------------------------------ heads
+    def embed_photo(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> PhotoEmbedding:
+        """Photos or textured renders (B, 3, H, W) -> embedding; pooled under `mask` or the predicted mask."""
+        features = self.photo_features(images)
+        mask_logits = F.interpolate(self.upernet(features), size=images.shape[2:], mode="bilinear", align_corners=False)
+        weights = mask if mask is not None else torch.sigmoid(mask_logits)
+        pooled = masked_average_pool(features[-1], weights.to(features[-1].dtype))
+        embedding = F.normalize(self.photo_projection(pooled), dim=1)
+        return PhotoEmbedding(embedding, mask_logits, self.photo_category_head(pooled))
+
+    def embed_views(self, views: torch.Tensor) -> ShapeEmbedding:
+        """Grey renders (B, V, 3, H, W) -> per-view embeddings and the attention-fused shape embedding."""
+        batch, num_views = views.shape[:2]
+        pooled = self.view_features(views.flatten(0, 1)).mean(dim=(2, 3))
+        view_embeddings = F.normalize(self.view_projection(pooled), dim=1).view(batch, num_views, -1)
+        attention = torch.softmax(self.view_attention(view_embeddings).squeeze(-1), dim=1)
+        shape = F.normalize((attention.unsqueeze(-1) * view_embeddings).sum(dim=1), dim=1)
+        category_logits = self.view_category_head(pooled.view(batch, num_views, -1).mean(dim=1))
+        return ShapeEmbedding(shape, view_embeddings, attention, category_logits)
+
+    def rerank_scores(self, queries: torch.Tensor, view_embeddings: torch.Tensor) -> torch.Tensor:
+        """Query-conditioned view attention: (Q, D) queries against (N, V, D) candidates -> (Q, N) scores.
+
+        Each query weights each candidate's views by how well they match it, fuses them, and scores the fused
+        vector by cosine similarity.
+        """
+        keys = self.query_projection(queries)  # (Q, D)
+        logits = torch.einsum("qd,nvd->qnv", keys, view_embeddings) * self.rerank_log_scale.exp()
+        attention = torch.softmax(logits, dim=-1)
+        fused = F.normalize(torch.einsum("qnv,nvd->qnd", attention, view_embeddings), dim=-1)
+        return torch.einsum("qd,qnd->qn", queries, fused)

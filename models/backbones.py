@@ -1,0 +1,83 @@
+"""Backbones split into the three encoders of AMV-ML (supplement Table 2).
+
+Enc1 is the shared stem (ResNet34's conv1 + max-pool + conv2_x, stride 4). A *branch* is one copy of the remaining
+stages (conv3_x, conv4_x, conv5_x; strides 8, 16, 32): Enc2 and Enc3 are two separate branches. EfficientNet-Lite0
+is cut at the same strides so the rest of AMV-ML does not care which backbone it runs on.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from models.config import Backbone
+from weights.pretrained import efficientnet_lite0, resnet34
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# EfficientNet-Lite was trained on (x - 127) / 128 inputs.
+LITE_MEAN = (127.0 / 255.0,) * 3
+LITE_STD = (128.0 / 255.0,) * 3
+
+
+@dataclass(frozen=True)
+class BackboneParts:
+    """What AMV-ML needs of a backbone: Enc1, one template branch, channel widths and input normalisation."""
+
+    enc1: nn.Module
+    branch: nn.ModuleList
+    channels: tuple[int, int, int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def new_branch(self) -> nn.ModuleList:
+        """A separate copy of the branch (Enc2 and Enc3 share initial weights, not parameters)."""
+        return copy.deepcopy(self.branch)
+
+
+class _LiteStage(nn.Module):
+    """A run of EfficientNet-Lite MBConv blocks (their forward takes an optional drop-connect rate)."""
+
+    def __init__(self, blocks: list[nn.Module], stem: nn.Module | None = None) -> None:
+        super().__init__()
+        self.stem = stem if stem is not None else nn.Identity()
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+
+def _resnet34_parts(pretrained: bool) -> BackboneParts:
+    net = resnet34(pretrained)
+    enc1 = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1)
+    branch = nn.ModuleList([net.layer2, net.layer3, net.layer4])
+    return BackboneParts(enc1, branch, (64, 128, 256, 512), IMAGENET_MEAN, IMAGENET_STD)
+
+
+def _efficientnet_lite0_parts(pretrained: bool) -> BackboneParts:
+    net = efficientnet_lite0(pretrained)
+    blocks: list[nn.Module] = list(net.get_submodule("_blocks").children())
+    stem = nn.Sequential(net.get_submodule("_conv_stem"), net.get_submodule("_bn0"), nn.ReLU6())
+    enc1 = _LiteStage(blocks[0:3], stem=stem)  # 24 channels, stride 4
+    branch = nn.ModuleList(
+        [
+            _LiteStage(blocks[3:5]),  # 40 channels, stride 8
+            _LiteStage(blocks[5:11]),  # 112 channels, stride 16
+            _LiteStage(blocks[11:16]),  # 320 channels, stride 32
+        ]
+    )
+    return BackboneParts(enc1, branch, (24, 40, 112, 320), LITE_MEAN, LITE_STD)
+
+
+def build_backbone(name: Backbone, pretrained: bool) -> BackboneParts:
+    if name == "resnet34":
+        return _resnet34_parts(pretrained)
+    if name == "efficientnet_lite0":
+        return _efficientnet_lite0_parts(pretrained)
+    raise ValueError(f"unknown backbone {name!r}; choose resnet34 or efficientnet_lite0")

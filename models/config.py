@@ -1,0 +1,41 @@
+"""Configuration of the networks: every size the supplement leaves to the dataset lives here."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Backbone = Literal["resnet34", "efficientnet_lite0"]
+
+
+class TSMConfig(BaseModel):
+    """Texture Synthesis Module (supplement Table 1).
+
+    `num_categories` is C of the table: 4 for Pix3D, 0 for the single-category car sets (c is then omitted).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    num_categories: int = Field(4, ge=0)
+    latent_dim: int = Field(8, ge=1, description="size of the texture code z")
+    image_size: int = Field(256, ge=32, description="generator input/output side; a power of two")
+    base_channels: int = Field(64, ge=8)
+    encoder_channels: tuple[int, ...] = (64, 128, 192, 256, 256)
+
+
+class AMVMLConfig(BaseModel):
+    """Attentive Multi-View Metric Learning (supplement Table 2 plus the decisions of method.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backbone: Backbone = "resnet34"
+    num_categories: int = Field(4, ge=0)
+    embedding_dim: int = Field(256, ge=8)
+    num_views: int = Field(12, ge=1)
+    image_size: int = Field(224, ge=32)
+    decoder_channels: int = Field(128, ge=8, description="UperNet width (Table 2: 128)")
+    view_attention_hidden: int = Field(128, ge=1)
+    pretrained: bool = Field(
+        True, description="start the backbone from ImageNet weights when they are available offline or online"
+    )

@@ -1,0 +1,98 @@
+"""The `photo2cad` command: a thin shell that parses, calls library functions and formats their results."""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+from pathlib import Path
+
+import typer
+
+from photo2cad import __version__
+
+app = typer.Typer(
+    help="photo2cad: photo in, ranked 3D CAD models out. Index a CAD catalogue, serve retrieval, train, evaluate.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+weights_app = typer.Typer(help="Inspect and create checkpoints (safetensors + JSON header).", no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+
+
+@app.callback()
+def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug messages.")) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # faiss logs every instruction set it fails to load; only its failures matter to a user.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+
+
+@app.command()
+def info() -> None:
+    """Print versions, the device photo2cad would use and which optional back ends are installed."""
+    import torch
+
+    from photo2cad.device import pick_device
+
+    try:
+        import faiss
+
+        faiss_info = f"{faiss.__version__} ({'GPU' if hasattr(faiss, 'StandardGpuResources') else 'CPU'} build)"
+    except ImportError:
+        faiss_info = "not installed"
+    rows = {
+        "photo2cad": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(pick_device("auto")),
+        "faiss": faiss_info,
+    }
+    for key, value in rows.items():
+        typer.echo(f"{key:10s} {value}")
+
+
+@weights_app.command("show")
+def weights_show(
+    checkpoint: Path = typer.Argument(..., help="A .safetensors checkpoint written by photo2cad."),
+) -> None:
+    """Print a checkpoint's header: architecture, config, renderer settings, training data, creation date."""
+    from weights.checkpoint import CheckpointError, read_header
+
+    try:
+        header = read_header(checkpoint)
+    except CheckpointError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from err
+    typer.echo(json.dumps(header.model_dump(mode="json"), indent=2))
+
+
+@weights_app.command("init")
+def weights_init(
+    out: Path = typer.Argument(..., help="Where to write the checkpoint."),
+    architecture: str = typer.Option("amvml", help="amvml or tsm."),
+    backbone: str = typer.Option("resnet34", help="AMV-ML backbone: resnet34 or efficientnet_lite0."),
+    num_categories: int = typer.Option(4, help="Category count C (4 for Pix3D, 0 for the car sets)."),
+    pretrained: bool = typer.Option(True, help="Start AMV-ML from ImageNet weights when they are available."),
+) -> None:
+    """Write an untrained network (ImageNet-initialised where possible) as a checkpoint."""
+    from models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
+    from weights.checkpoint import header_for, save_checkpoint
+
+    model: AMVML | TextureSynthesisModule
+    if architecture == "amvml":
+        model = AMVML(AMVMLConfig(backbone=backbone, num_categories=num_categories, pretrained=pretrained))  # type: ignore[arg-type]
+    elif architecture == "tsm":
+        model = TextureSynthesisModule(TSMConfig(num_categories=num_categories))
+    else:
+        typer.echo("error: --architecture must be amvml or tsm", err=True)
+        raise typer.Exit(2)
+    data = "imagenet" if architecture == "amvml" and pretrained else "untrained"
+    save_checkpoint(out, model, header_for(model, training_data=data))
+    typer.echo(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,130 @@
+"""One checkpoint format: safetensors + JSON header; loading refuses what the running code cannot rebuild."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
+from weights.checkpoint import CheckpointError, header_for, load_amvml, load_tsm, read_header, save_checkpoint
+
+RENDERER = {"views": 12, "elevation": 14.0, "distance": 3.3, "fov": 56.0, "size": 224}
+
+
+@pytest.fixture(scope="module")
+def small_amvml() -> AMVML:
+    return AMVML(AMVMLConfig(backbone="efficientnet_lite0", pretrained=False, embedding_dim=32)).eval()
+
+
+@pytest.fixture
+def saved_amvml(tmp_path: Path, small_amvml: AMVML) -> Path:
+    header = header_for(small_amvml, training_data="unit-test", renderer=RENDERER, notes={"epochs": 0})
+    return save_checkpoint(tmp_path / "amvml.safetensors", small_amvml, header)
+
+
+def test_round_trip_gives_the_same_embeddings(saved_amvml: Path, small_amvml: AMVML) -> None:
+    loaded, header = load_amvml(saved_amvml)
+    views = torch.rand(1, 2, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.equal(loaded.embed_views(views).embedding, small_amvml.embed_views(views).embedding)
+    assert not loaded.training
+
+
+def test_header_records_architecture_config_renderer_data_version_and_date(saved_amvml: Path) -> None:
+    header = read_header(saved_amvml)
+    assert header.architecture == "amvml"
+    assert header.config["backbone"] == "efficientnet_lite0"
+    assert header.embedding_dim == 32
+    assert header.renderer == RENDERER
+    assert header.training_data == "unit-test"
+    assert header.photo2cad_version and header.created_at.year >= 2024
+    assert header.notes == {"epochs": 0}
+
+
+def test_tsm_round_trip(tmp_path: Path) -> None:
+    tsm = TextureSynthesisModule(TSMConfig(num_categories=0, image_size=64, base_channels=8))
+    path = save_checkpoint(tmp_path / "tsm.safetensors", tsm, header_for(tsm))
+    loaded, header = load_tsm(path)
+    assert header.architecture == "tsm" and loaded.config == tsm.config
+    for name, tensor in tsm.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor)
+
+
+def test_loading_a_tsm_as_amvml_is_refused(tmp_path: Path) -> None:
+    tsm = TextureSynthesisModule(TSMConfig(num_categories=0, image_size=64, base_channels=8))
+    path = save_checkpoint(tmp_path / "tsm.safetensors", tsm, header_for(tsm))
+    with pytest.raises(CheckpointError, match="holds a tsm network, not amvml"):
+        load_amvml(path)
+
+
+def _rewrite(path: Path, edit_header=None, edit_tensors=None) -> None:  # type: ignore[no-untyped-def]
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        header = json.loads(handle.metadata()["photo2cad"])
+    tensors = load_file(str(path))
+    if edit_header:
+        edit_header(header)
+    if edit_tensors:
+        edit_tensors(tensors)
+    save_file(tensors, str(path), metadata={"photo2cad": json.dumps(header)})
+
+
+def test_a_tensor_of_another_shape_is_named_in_the_error(saved_amvml: Path) -> None:
+    def widen(tensors: dict[str, torch.Tensor]) -> None:
+        tensors["photo_projection.weight"] = torch.zeros(64, 320)
+
+    _rewrite(saved_amvml, edit_tensors=widen)
+    with pytest.raises(CheckpointError, match=r"photo_projection.weight: checkpoint \(64, 320\) vs code \(32, 320\)"):
+        load_amvml(saved_amvml)
+
+
+def test_a_missing_tensor_is_named_in_the_error(saved_amvml: Path) -> None:
+    _rewrite(saved_amvml, edit_tensors=lambda tensors: tensors.pop("upernet.classifier.bias"))
+    with pytest.raises(CheckpointError, match="missing.*upernet.classifier.bias"):
+        load_amvml(saved_amvml)
+
+
+def test_an_unknown_config_field_is_refused(saved_amvml: Path) -> None:
+    _rewrite(saved_amvml, edit_header=lambda h: h["config"].update(attention_heads=8))
+    with pytest.raises(CheckpointError, match="config this code does not understand"):
+        load_amvml(saved_amvml)
+
+
+def test_an_older_architecture_version_is_refused(saved_amvml: Path) -> None:
+    _rewrite(saved_amvml, edit_header=lambda h: h.update(architecture_version=0))
+    with pytest.raises(CheckpointError, match="architecture version 0"):
+        load_amvml(saved_amvml)
+
+
+def test_a_newer_file_format_is_refused(saved_amvml: Path) -> None:
+    _rewrite(saved_amvml, edit_header=lambda h: h.update(format_version=99))
+    with pytest.raises(CheckpointError, match="format 99"):
+        read_header(saved_amvml)
+
+
+def test_a_file_without_header_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(1)}, str(path))
+    with pytest.raises(CheckpointError, match="no photo2cad header"):
+        read_header(path)
+
+
+def test_a_file_that_is_not_safetensors_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "broken.safetensors"
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="not a safetensors checkpoint"):
+        read_header(path)
+
+
+def test_a_missing_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist"):
+        read_header(tmp_path / "nowhere.safetensors")
+
+
+def test_saving_leaves_no_partial_file(saved_amvml: Path) -> None:
+    assert [p.name for p in saved_amvml.parent.iterdir()] == ["amvml.safetensors"]

