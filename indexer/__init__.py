@@ -1,0 +1,1 @@
+"""Offline side: CAD pool -> meshes -> rendered views -> embeddings -> FAISS index directory."""

@@ -1,0 +1,30 @@
+"""Renderer settings: part of an index's identity (an index built with other settings must not be mixed in)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RenderSettings(BaseModel):
+    """The multi-view recipe of method.md (the 3D-FUTURE toolbox's cameras)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    num_views: int = Field(12, ge=1, description="views at evenly spaced azimuths starting at 0 degrees")
+    elevation_deg: float = Field(14.0, description="camera elevation above the horizontal plane")
+    distance: float = Field(3.3, gt=0, description="camera distance to the origin; meshes fit in [-1, 1]")
+    yfov_deg: float = Field(56.0, gt=0, lt=180, description="vertical field of view")
+    embed_size: int = Field(224, ge=16, description="side of the grey views that are embedded")
+    synth_size: int = Field(256, ge=16, description="side of the normal maps the texture synthesis reads")
+    up_axis: Literal["x", "y", "z"] = Field("y", description="the meshes' up axis (Pix3D, ShapeNet: y)")
+
+    @property
+    def azimuths_deg(self) -> list[float]:
+        return [360.0 * i / self.num_views for i in range(self.num_views)]
+
+    def identity(self) -> str:
+        """A short stable hash of every setting, stored in manifests and compared on update."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
