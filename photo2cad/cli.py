@@ -10,12 +10,14 @@ from pathlib import Path
 import typer
 
 from photo2cad import __version__
+from photo2cad.index_cli import index_app
 
 app = typer.Typer(
     help="photo2cad: photo in, ranked 3D CAD models out. Index a CAD catalogue, serve retrieval, train, evaluate.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
+app.add_typer(index_app, name="index")
 weights_app = typer.Typer(help="Inspect and create checkpoints (safetensors + JSON header).", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
 

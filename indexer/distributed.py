@@ -1,0 +1,163 @@
+"""The same build on Ray Data: rendering as a pool of CPU actors, embedding as a pool of GPU actors.
+
+Reader, resume and shard writing stay with the runner in the driver (Ray has no job-level resume of its own); this
+module only replaces the local loop. Each render actor holds one headless GL context for its whole life; each
+embedding actor loads the weights once and holds one GPU (or runs on the CPU when the cluster has none).
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from indexer.embed import ViewEmbedder
+from indexer.mapper import StageTimes, render_shapes
+from indexer.pool import ShapeRecord
+from indexer.render import Renderer
+from indexer.runner import BuildReport, BuildRequest, build_index
+from indexer.settings import RenderSettings
+from indexer.shards import EmbeddedShape, FailedShape, Shard
+from models import AMVML
+from weights.checkpoint import load_amvml
+
+log = logging.getLogger(__name__)
+
+Batch = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    address: str | None = None  # None: start or join a local Ray
+    render_workers: int = 1
+    embed_workers: int = 1
+    gpus_per_embed_worker: float = 0.0  # 1.0 on a GPU cluster
+
+
+def _record(batch: Batch, i: int) -> ShapeRecord:
+    category = str(batch["category"][i])
+    return ShapeRecord(str(batch["shape_id"][i]), Path(str(batch["path"][i])), category or None)
+
+
+class RenderActor:
+    """Ray actor: mesh files -> grey views (failures travel on as rows with a reason)."""
+
+    def __init__(self, render_json: str) -> None:
+        self.settings = RenderSettings.model_validate_json(render_json)
+        # A GL context is current in one thread only, and Ray may call an actor from several: every GL call of this
+        # actor runs on one dedicated thread.
+        self.gl_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gl")
+        self.renderer = self.gl_thread.submit(Renderer, self.settings).result()
+
+    def __call__(self, batch: Batch) -> Batch:
+        items = [(_record(batch, i), str(batch["checksum"][i])) for i in range(len(batch["shape_id"]))]
+        times = StageTimes()
+        rendered, failed = self.gl_thread.submit(render_shapes, items, self.renderer, self.settings, times).result()
+        size, views = self.settings.embed_size, self.settings.num_views
+        rows = [(r.record, r.checksum, r.grey_views, r.thumbnail_jpeg, "") for r in rendered]
+        rows += [
+            (f.record, f.checksum or "", np.zeros((views, size, size, 3), np.uint8), b"", f.reason) for f in failed
+        ]
+        return {
+            "shape_id": np.array([r[0].shape_id for r in rows]),
+            "path": np.array([str(r[0].path) for r in rows]),
+            "category": np.array([r[0].category or "" for r in rows]),
+            "checksum": np.array([r[1] for r in rows]),
+            "grey": np.stack([r[2] for r in rows]),
+            "thumbnail": np.array([r[3] for r in rows], dtype=object),
+            "failure": np.array([r[4] for r in rows]),
+            "seconds_load": np.full(len(rows), times.load / max(len(rows), 1)),
+            "seconds_render": np.full(len(rows), times.render / max(len(rows), 1)),
+        }
+
+
+class EmbedActor:
+    """Ray actor: grey views -> shape vectors and view embeddings with the AMV-ML shape branch."""
+
+    def __init__(self, weights: str) -> None:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        model, _ = load_amvml(Path(weights), device)
+        self.embedder = ViewEmbedder(model, device)
+
+    def __call__(self, batch: Batch) -> Batch:
+        import time
+
+        ok = batch["failure"] == ""
+        count, views = len(ok), batch["grey"].shape[1]
+        dim = self.embedder.model.config.embedding_dim
+        vectors = np.zeros((count, dim), np.float32)
+        view_embeddings = np.zeros((count, views, dim), np.float32)
+        start = time.perf_counter()
+        if ok.any():
+            vectors[ok], view_embeddings[ok] = self.embedder.embed(batch["grey"][ok])
+        out = {key: value for key, value in batch.items() if key != "grey"}
+        out["vector"] = vectors
+        out["view_embeddings"] = view_embeddings
+        out["seconds_embed"] = np.full(count, (time.perf_counter() - start) / max(count, 1))
+        out["views"] = np.full(count, views)
+        return out
+
+
+def ray_distributor(options: RayOptions) -> Any:
+    def distribute(
+        todo: Sequence[tuple[ShapeRecord, str]], request: BuildRequest, model: AMVML, device: torch.device
+    ) -> Iterator[tuple[Shard, StageTimes]]:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=options.address, include_dashboard=False, log_to_driver=False)
+        log.info("Ray cluster resources: %s", ray.cluster_resources())
+        items = [
+            {"shape_id": r.shape_id, "path": str(r.path), "category": r.category or "", "checksum": c} for r, c in todo
+        ]
+        dataset = ray.data.from_items(items)
+        dataset = dataset.map_batches(
+            RenderActor,
+            fn_constructor_kwargs={"render_json": request.render.model_dump_json()},
+            batch_size=request.batch_size,
+            compute=ray.data.ActorPoolStrategy(size=options.render_workers),
+            num_cpus=1,
+        )
+        dataset = dataset.map_batches(
+            EmbedActor,
+            fn_constructor_kwargs={"weights": str(request.weights.resolve())},
+            batch_size=request.batch_size,
+            compute=ray.data.ActorPoolStrategy(size=options.embed_workers),
+            num_gpus=options.gpus_per_embed_worker,
+        )
+        for batch in dataset.iter_batches(batch_size=request.batch_size, batch_format="numpy"):
+            times = StageTimes(
+                load=float(batch["seconds_load"].sum()),
+                render=float(batch["seconds_render"].sum()),
+                embed=float(batch["seconds_embed"].sum()),
+            )
+            embedded, failed = [], []
+            for i in range(len(batch["shape_id"])):
+                record, checksum = _record(batch, i), str(batch["checksum"][i])
+                if batch["failure"][i]:
+                    failed.append(FailedShape(record, checksum, str(batch["failure"][i])))
+                else:
+                    embedded.append(
+                        EmbeddedShape(
+                            record,
+                            checksum,
+                            batch["vector"][i],
+                            batch["view_embeddings"][i],
+                            bytes(batch["thumbnail"][i]),
+                        )
+                    )
+            times.counts["shapes"] = len(embedded)
+            times.counts["views"] = int(batch["views"][0]) * len(embedded) if len(embedded) else 0
+            yield Shard(embedded, failed), times
+
+    return distribute
+
+
+def build_index_with_ray(request: BuildRequest, options: RayOptions | None = None) -> BuildReport:
+    return build_index(request, distributor=ray_distributor(options or RayOptions()))

@@ -1,0 +1,438 @@
+"""Build, update, verify and describe an index directory: the local runner over reader, mapper and writer."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from indexer import layout
+from indexer.embed import ViewEmbedder
+from indexer.manifest import FailedEntry, IndexCounts, Manifest, ShapeEntry, WeightsIdentity
+from indexer.mapper import StageTimes, embed_shapes, render_shapes
+from indexer.meshes import file_checksum
+from indexer.pool import ShapeRecord, scan_pool
+from indexer.render import Renderer
+from indexer.search import open_index
+from indexer.settings import RenderSettings
+from indexer.shards import EmbeddedShape, FailedShape, Shard, ShardStore, thumbnail_name
+from indexer.store import IndexKind, VectorIndex, gpu_available, recall_at_k
+from models import AMVML
+from photo2cad.device import pick_device
+from weights.checkpoint import CheckpointHeader, load_amvml
+
+log = logging.getLogger(__name__)
+
+
+class BuildError(Exception):
+    """A build cannot start or cannot finish; the published index is untouched."""
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    pool: Path
+    out: Path
+    weights: Path
+    categories_csv: Path | None = None
+    render: RenderSettings = field(default_factory=RenderSettings)
+    index_kind: IndexKind = "exact"
+    batch_size: int = 8
+    device: str = "auto"
+    resume: bool = True
+    reuse_published: bool = False  # `update`: take unchanged shapes from the current version
+    progress: bool = True
+    keep_versions: int = 2
+
+
+@dataclass
+class BuildReport:
+    version_dir: Path
+    shapes: int
+    embedded_now: int
+    reused: int
+    resumed: int
+    failures: list[FailedEntry]
+    seconds: float
+    times: StageTimes
+    recall_at_10: float | None = None
+
+
+@dataclass(frozen=True)
+class ShapeRow:
+    """One shape of the finished index, wherever its vectors came from."""
+
+    entry: ShapeEntry
+    vector: np.ndarray
+    view_embeddings: np.ndarray
+    thumbnail_source: Path
+
+
+def weights_identity(path: Path, header: CheckpointHeader) -> WeightsIdentity:
+    return WeightsIdentity(
+        path=str(path),
+        sha256=_sha256(path),
+        architecture=header.architecture,
+        backbone=str(header.config.get("backbone")),
+        training_data=header.training_data,
+        created_at=header.created_at,
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_model_fits_renderer(model: AMVML, render: RenderSettings) -> None:
+    if model.config.image_size != render.embed_size:
+        raise BuildError(
+            f"the weights expect {model.config.image_size} px views but the renderer makes {render.embed_size} px"
+        )
+
+
+@dataclass(frozen=True)
+class _BuildIdentity:
+    pool: str
+    render_identity: str
+    weights_sha256: str
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
+
+
+def _batches(items: Sequence[tuple[ShapeRecord, str]], size: int) -> Iterator[Sequence[tuple[ShapeRecord, str]]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _lock(build_dir: Path) -> int:
+    import os
+
+    handle = os.open(build_dir / "lock", os.O_CREAT | os.O_RDWR)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as err:
+        os.close(handle)
+        raise BuildError(f"another build is running on {build_dir.parent}") from err
+    return handle
+
+
+def _prepare_build_dir(request: BuildRequest, identity: _BuildIdentity) -> tuple[Path, int]:
+    build_dir = request.out / layout.BUILD_DIR
+    marker = build_dir / "build.json"
+    if build_dir.exists():
+        same = marker.is_file() and marker.read_text() == identity.to_json()
+        if request.resume and same:
+            log.info("resuming the interrupted build in %s", build_dir)
+        else:
+            why = "--no-resume was given" if not request.resume else "its pool, renderer or weights differ"
+            log.info("discarding the unfinished build in %s (%s)", build_dir, why)
+            shutil.rmtree(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock(build_dir)
+    marker.write_text(identity.to_json())
+    return build_dir, lock
+
+
+def _published_rows(request: BuildRequest, identity: _BuildIdentity) -> dict[str, ShapeRow]:
+    """Rows of the current version that an update may reuse (same renderer and weights)."""
+    if not request.reuse_published or not layout.has_index(request.out):
+        return {}
+    current = open_index(request.out)
+    manifest = current.manifest
+    if manifest.render_identity != identity.render_identity or manifest.weights.sha256 != identity.weights_sha256:
+        log.info("renderer or weights changed since the current version: every shape is embedded again")
+        return {}
+    return {
+        entry.shape_id: ShapeRow(
+            entry,
+            current.vectors[row],
+            np.asarray(current.view_embeddings[row], dtype=np.float32),
+            current.directory / entry.thumbnail,
+        )
+        for row, entry in enumerate(manifest.shapes)
+    }
+
+
+Distributor = Callable[
+    [Sequence[tuple[ShapeRecord, str]], "BuildRequest", AMVML, torch.device], Iterator[tuple[Shard, StageTimes]]
+]
+
+
+def local_distributor(
+    todo: Sequence[tuple[ShapeRecord, str]], request: BuildRequest, model: AMVML, device: torch.device
+) -> Iterator[tuple[Shard, StageTimes]]:
+    """One process: one renderer and one embedder, batch after batch."""
+    with Renderer(request.render) as renderer:
+        embedder = ViewEmbedder(model, device)
+        for batch in _batches(todo, request.batch_size):
+            times = StageTimes()
+            rendered, failed = render_shapes(batch, renderer, request.render, times)
+            yield Shard(embed_shapes(rendered, embedder, times), failed), times
+
+
+def build_index(
+    request: BuildRequest,
+    distributor: Distributor | None = None,
+    on_shard: Callable[[int], None] | None = None,
+) -> BuildReport:
+    """Render and embed every shape of the pool, then publish a new version; resumable, atomic."""
+    started = time.perf_counter()
+    request.out.mkdir(parents=True, exist_ok=True)
+    if not request.pool.is_dir():
+        raise BuildError(f"pool {request.pool} is not a directory")
+    device = pick_device(request.device)
+    model, header = load_amvml(request.weights, device)
+    check_model_fits_renderer(model, request.render)
+    identity = _BuildIdentity(str(request.pool.resolve()), request.render.identity(), _sha256(request.weights))
+
+    listing = scan_pool(request.pool, request.categories_csv)
+    log.info("pool %s: %d shapes, %d entries skipped", request.pool, len(listing.shapes), len(listing.skipped))
+    build_dir, lock = _prepare_build_dir(request, identity)
+    try:
+        store = ShardStore(build_dir)
+        published = _published_rows(request, identity)
+        checksums = {r.shape_id: file_checksum(r.path) for r in listing.shapes}
+
+        finished: dict[str, EmbeddedShape | FailedShape] = {}
+        for shard in store.read_all():
+            for done in [*shard.embedded, *shard.failed]:
+                if checksums.get(done.record.shape_id) == done.checksum:
+                    finished[done.record.shape_id] = done
+        reusable = {
+            sid: row
+            for sid, row in published.items()
+            if checksums.get(sid) == row.entry.checksum and sid not in finished
+        }
+        todo = [
+            (record, checksums[record.shape_id])
+            for record in listing.shapes
+            if record.shape_id not in finished and record.shape_id not in reusable
+        ]
+        log.info(
+            "%d shapes to embed, %d finished in an earlier run, %d unchanged in the current version",
+            len(todo),
+            len(finished),
+            len(reusable),
+        )
+
+        times = StageTimes()
+        if todo:
+            distribute = distributor or local_distributor
+            bar = tqdm(total=len(todo), unit="shape", desc=f"indexing on {device}", disable=not request.progress)
+            failures_so_far = 0
+            for shard, shard_times in distribute(todo, request, model, device):
+                store.write(shard)
+                times.merge(shard_times)
+                for done in [*shard.embedded, *shard.failed]:
+                    finished[done.record.shape_id] = done
+                failures_so_far += len(shard.failed)
+                bar.update(len(shard.embedded) + len(shard.failed))
+                bar.set_postfix(failed=failures_so_far, views=times.counts["views"])
+                if on_shard is not None:
+                    on_shard(len(finished))
+            bar.close()
+
+        rows: list[ShapeRow] = []
+        failures = [FailedEntry(source_path=str(s.path), reason=s.reason) for s in listing.skipped]
+        for record in listing.shapes:
+            sid = record.shape_id
+            if sid in reusable:
+                rows.append(reusable[sid])
+                continue
+            done = finished[sid]
+            if isinstance(done, FailedShape):
+                failures.append(FailedEntry(source_path=str(record.path), reason=done.reason, checksum=done.checksum))
+                continue
+            entry = ShapeEntry(
+                shape_id=sid,
+                source_path=str(record.path.resolve().relative_to(request.pool.resolve())),
+                category=record.category,
+                checksum=done.checksum,
+                thumbnail=f"{layout.THUMBNAILS}/{thumbnail_name(sid)}",
+            )
+            rows.append(
+                ShapeRow(entry, done.shape_vector, done.view_embeddings, store.thumbnail_dir / thumbnail_name(sid))
+            )
+        if not rows:
+            raise BuildError(f"no shape of {request.pool} could be indexed ({len(failures)} failed)")
+
+        start = time.perf_counter()
+        version_dir, recall = _write_version(request, rows, failures, header, identity, renderer_name=None)
+        times.index += time.perf_counter() - start
+        layout.publish(request.out, version_dir)
+        layout.prune_versions(request.out, keep=request.keep_versions)
+    finally:
+        import os
+
+        os.close(lock)
+    shutil.rmtree(build_dir, ignore_errors=True)
+    report = BuildReport(
+        version_dir=version_dir,
+        shapes=len(rows),
+        embedded_now=times.counts["shapes"],
+        reused=len(reusable),
+        resumed=len(finished)
+        - times.counts["shapes"]
+        - sum(1 for f in finished.values() if isinstance(f, FailedShape)),
+        failures=failures,
+        seconds=time.perf_counter() - started,
+        times=times,
+        recall_at_10=recall,
+    )
+    log.info(
+        "published %s: %d shapes (%d embedded now, %d reused), %d failed, %.1f s",
+        version_dir.name,
+        report.shapes,
+        report.embedded_now,
+        report.reused,
+        len(failures),
+        report.seconds,
+    )
+    return report
+
+
+def _write_version(
+    request: BuildRequest,
+    rows: list[ShapeRow],
+    failures: list[FailedEntry],
+    header: CheckpointHeader,
+    identity: _BuildIdentity,
+    renderer_name: str | None,
+) -> tuple[Path, float | None]:
+    rows = sorted(rows, key=lambda r: r.entry.shape_id)
+    vectors = np.stack([r.vector for r in rows]).astype(np.float32)
+    view_embeddings = np.stack([r.view_embeddings for r in rows]).astype(np.float16)
+    name = layout.new_version_name()
+    staging = request.out / f".{name}.partial"
+    staging.mkdir()
+    (staging / layout.THUMBNAILS).mkdir()
+    for row in rows:
+        shutil.copyfile(row.thumbnail_source, staging / row.entry.thumbnail)
+    np.save(staging / layout.VECTORS, vectors)
+    np.save(staging / layout.VIEW_EMBEDDINGS, view_embeddings)
+    index = VectorIndex.build(vectors, request.index_kind)
+    index.save(staging / layout.FAISS_FILE)
+    recall = None
+    if request.index_kind != "exact":
+        recall = recall_at_k(index, VectorIndex.build(vectors, "exact"), vectors[: min(len(vectors), 1000)], k=10)
+        log.info("%s index recall@10 against exact search: %.3f", request.index_kind, recall)
+    manifest = Manifest(
+        version=name,
+        pool_root=identity.pool,
+        categories_csv=str(request.categories_csv.resolve()) if request.categories_csv else None,
+        render=request.render,
+        render_identity=identity.render_identity,
+        gl_renderer=renderer_name,
+        weights=weights_identity(request.weights.resolve(), header),
+        embedding_dim=vectors.shape[1],
+        index_kind=request.index_kind,
+        approximate_recall_at_10=recall,
+        counts=IndexCounts(shapes=len(rows), failed=len(failures), views=len(rows) * view_embeddings.shape[1]),
+        shapes=[r.entry for r in rows],
+        failures=failures,
+    )
+    manifest.write(staging)
+    problems = verify_version(staging, check_sources=False)
+    if problems:
+        shutil.rmtree(staging)
+        raise BuildError("the new index failed validation: " + "; ".join(problems))
+    version_dir = request.out / name
+    staging.rename(version_dir)
+    return version_dir, recall
+
+
+def update_request(root: Path, weights: Path | None = None, **overrides: object) -> BuildRequest:
+    """A build request that redoes the current version's build with reuse of unchanged shapes."""
+    current = open_index(root)
+    manifest = current.manifest
+    return BuildRequest(
+        pool=Path(manifest.pool_root),
+        out=root,
+        weights=weights or Path(manifest.weights.path),
+        categories_csv=Path(manifest.categories_csv) if manifest.categories_csv else None,
+        render=manifest.render,
+        index_kind=manifest.index_kind,
+        reuse_published=True,
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+def verify_version(version_dir: Path, check_sources: bool = True) -> list[str]:
+    """Everything that is wrong with one version directory; an empty list means it can serve."""
+    problems: list[str] = []
+    try:
+        index = open_index(version_dir)
+    except Exception as err:  # noqa: BLE001 - verification reports, it does not raise
+        return [f"cannot open {version_dir}: {type(err).__name__}: {err}"]
+    manifest = index.manifest
+    count = len(manifest.shapes)
+    if index.vectors.shape != (count, manifest.embedding_dim):
+        problems.append(f"shape vectors are {index.vectors.shape}, manifest says {count} x {manifest.embedding_dim}")
+    if index.view_embeddings.shape[:2] != (count, manifest.render.num_views):
+        problems.append(
+            f"view embeddings are {index.view_embeddings.shape}, expected {count} x {manifest.render.num_views}"
+        )
+    if index.index.size != count:
+        problems.append(f"the FAISS index holds {index.index.size} vectors, the manifest {count} shapes")
+    norms = np.linalg.norm(index.vectors, axis=1)
+    if count and not np.allclose(norms, 1.0, atol=1e-3):
+        problems.append("shape vectors are not unit length")
+    missing = [e.shape_id for e in manifest.shapes if not (index.directory / e.thumbnail).is_file()]
+    if missing:
+        problems.append(f"{len(missing)} thumbnails missing, e.g. {missing[:3]}")
+    if count and manifest.index_kind == "exact":
+        sample = np.arange(0, count, max(1, count // 50))
+        _, top = index.index.search(index.vectors[sample], 1)
+        wrong = int((top[:, 0] != sample).sum())
+        # Identical meshes give identical vectors; only a clear majority of misses means a broken index.
+        if wrong > len(sample) // 2:
+            problems.append(f"self-search misses {wrong} of {len(sample)} shapes")
+    if check_sources:
+        pool = Path(manifest.pool_root)
+        for entry in manifest.shapes:
+            source = pool / entry.source_path
+            if not source.is_file():
+                problems.append(f"source of {entry.shape_id} is gone: {source}")
+            elif file_checksum(source) != entry.checksum:
+                problems.append(f"source of {entry.shape_id} changed since indexing: run `photo2cad index update`")
+    return problems
+
+
+def verify_index(root: Path) -> list[str]:
+    return verify_version(layout.current_version(root))
+
+
+def describe_index(root: Path) -> dict[str, object]:
+    manifest = open_index(root).manifest
+    categories: dict[str, int] = {}
+    for entry in manifest.shapes:
+        categories[entry.category or "-"] = categories.get(entry.category or "-", 0) + 1
+    return {
+        "version": manifest.version,
+        "created_at": manifest.created_at.isoformat(),
+        "pool": manifest.pool_root,
+        "shapes": manifest.counts.shapes,
+        "failed": manifest.counts.failed,
+        "views_per_shape": manifest.render.num_views,
+        "categories": categories,
+        "index": manifest.index_kind,
+        "embedding_dim": manifest.embedding_dim,
+        "weights": manifest.weights.model_dump(mode="json"),
+        "render": manifest.render.model_dump(),
+        "gpu_faiss_available": gpu_available(),
+        "torch_cuda_available": torch.cuda.is_available(),
+    }

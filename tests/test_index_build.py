@@ -1,0 +1,179 @@
+"""Building, resuming, updating and verifying an index directory on CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from indexer import layout
+from indexer.runner import BuildError, BuildRequest, build_index, update_request, verify_index
+from indexer.search import open_index
+from indexer.settings import RenderSettings
+from photo2cad.cli import app
+from tests.meshpool import write_pool
+
+SETTINGS = RenderSettings(num_views=4, embed_size=64)
+
+
+def request_for(pool: Path, out: Path, weights: Path, **overrides: object) -> BuildRequest:
+    return BuildRequest(pool=pool, out=out, weights=weights, render=SETTINGS, progress=False, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, tiny_weights: Path) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("built")
+    pool, out = root / "pool", root / "index"
+    write_pool(pool)
+    build_index(request_for(pool, out, tiny_weights, batch_size=3))
+    return pool, out
+
+
+def test_every_format_is_indexed_and_the_corrupt_file_is_reported(built: tuple[Path, Path]) -> None:
+    _, out = built
+    manifest = open_index(out).manifest
+    suffixes = {Path(e.source_path).suffix for e in manifest.shapes}
+    assert suffixes == {".obj", ".glb", ".gltf", ".ply", ".stl", ".off"}
+    assert manifest.counts.shapes == 8
+    assert [Path(f.source_path).name for f in manifest.failures] == ["broken.obj"]
+    assert manifest.failures[0].reason
+
+
+def test_manifest_records_renderer_weights_and_categories(built: tuple[Path, Path], tiny_weights: Path) -> None:
+    _, out = built
+    manifest = open_index(out).manifest
+    assert manifest.render == SETTINGS and manifest.render_identity == SETTINGS.identity()
+    assert manifest.weights.backbone == "efficientnet_lite0" and len(manifest.weights.sha256) == 64
+    assert {e.category for e in manifest.shapes} == {"bed", "chair", "sofa", "table"}
+    assert all(len(e.checksum) == 64 for e in manifest.shapes)
+
+
+def test_each_shape_finds_itself_first(built: tuple[Path, Path]) -> None:
+    index = open_index(built[1])
+    hits = index.search(index.vectors, k=3)
+    assert [h[0].row for h in hits] == list(range(index.size))
+    assert index.view_embeddings.shape == (8, 4, 32)
+
+
+def test_category_filter_ranks_only_that_category(built: tuple[Path, Path]) -> None:
+    index = open_index(built[1])
+    hits = index.search(index.vectors[:1], k=10, category="table")
+    assert len(hits[0]) == 2
+    assert {index.manifest.shapes[h.row].category for h in hits[0]} == {"table"}
+
+
+def test_thumbnails_are_jpegs(built: tuple[Path, Path]) -> None:
+    index = open_index(built[1])
+    for entry in index.manifest.shapes:
+        assert (index.directory / entry.thumbnail).read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_a_fresh_index_verifies(built: tuple[Path, Path]) -> None:
+    assert verify_index(built[1]) == []
+
+
+def test_verify_reports_a_changed_source(tmp_path: Path, tiny_weights: Path) -> None:
+    pool, out = tmp_path / "pool", tmp_path / "index"
+    paths = write_pool(pool, count=3, corrupt=False)
+    build_index(request_for(pool, out, tiny_weights))
+    with paths["chair/box"].open("ab") as handle:
+        handle.write(b"\n# edited\n")
+    problems = verify_index(out)
+    assert len(problems) == 1 and "chair/box changed" in problems[0]
+
+
+def test_update_after_adding_changing_and_deleting_equals_a_fresh_build(tmp_path: Path, tiny_weights: Path) -> None:
+    pool, out, fresh = tmp_path / "pool", tmp_path / "index", tmp_path / "fresh"
+    paths = write_pool(pool, count=6, corrupt=False)
+    build_index(request_for(pool, out, tiny_weights))
+    paths["chair/box"].unlink()  # deleted
+    paths["table/cone"].unlink()  # changed: same name, other geometry
+    import trimesh
+
+    trimesh.creation.cone(radius=0.3, height=3.0).export(paths["table/cone"])
+    trimesh.creation.annulus(r_min=0.5, r_max=1.0, height=0.5).export(pool / "table" / "ring.stl")  # added
+    report = build_index(update_request(out, progress=False))
+    assert (report.embedded_now, report.reused) == (2, 4)
+    build_index(request_for(pool, fresh, tiny_weights))
+    updated, rebuilt = open_index(out), open_index(fresh)
+    assert [e.shape_id for e in updated.manifest.shapes] == [e.shape_id for e in rebuilt.manifest.shapes]
+    assert [e.checksum for e in updated.manifest.shapes] == [e.checksum for e in rebuilt.manifest.shapes]
+    np.testing.assert_allclose(updated.vectors, rebuilt.vectors, atol=1e-5)
+
+
+def test_a_failed_build_leaves_the_published_index_serving(tmp_path: Path, tiny_weights: Path) -> None:
+    pool, out = tmp_path / "pool", tmp_path / "index"
+    write_pool(pool, count=2, corrupt=False)
+    build_index(request_for(pool, out, tiny_weights))
+    before = layout.current_version(out)
+    broken_pool = tmp_path / "broken"
+    (broken_pool / "chair").mkdir(parents=True)
+    (broken_pool / "chair" / "bad.ply").write_bytes(b"ply\nnonsense")
+    with pytest.raises(BuildError, match="no shape"):
+        build_index(request_for(broken_pool, out, tiny_weights, resume=False))
+    assert layout.current_version(out) == before
+    assert verify_index(out) == []
+
+
+def test_weights_for_another_view_size_are_refused(tmp_path: Path, tiny_weights: Path) -> None:
+    pool = tmp_path / "pool"
+    write_pool(pool, count=1, corrupt=False)
+    request = BuildRequest(pool=pool, out=tmp_path / "i", weights=tiny_weights, render=RenderSettings(), progress=False)
+    with pytest.raises(BuildError, match="64 px views but the renderer makes 224 px"):
+        build_index(request)
+
+
+def test_a_killed_build_resumes_without_redoing_finished_shapes(tmp_path: Path, tiny_weights: Path) -> None:
+    pool, out = tmp_path / "pool", tmp_path / "index"
+    write_pool(pool, count=24, corrupt=False)
+    command = [sys.executable, "-m", "photo2cad.cli", "index", "build", str(pool), "--out", str(out)]
+    command += ["--weights", str(tiny_weights), "--views", "4", "--batch-size", "2", "--no-progress"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    shards = out / layout.BUILD_DIR / "shards"
+    deadline = time.monotonic() + 120
+    while len(list(shards.glob("shard-*.npz"))) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done_before = len(list(shards.glob("shard-*.npz")))
+    assert 2 <= done_before < 12 and not layout.has_index(out)
+    report = build_index(request_for(pool, out, tiny_weights, batch_size=2))
+    assert report.resumed == 2 * done_before
+    assert report.embedded_now == 24 - 2 * done_before
+    assert report.shapes == 24 and verify_index(out) == []
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_indexes_report_their_recall(
+    built: tuple[Path, Path], tiny_weights: Path, tmp_path: Path, kind: str
+) -> None:
+    pool, _ = built
+    report = build_index(request_for(pool, tmp_path / kind, tiny_weights, index_kind=kind))
+    assert report.recall_at_10 is not None and 0.0 <= report.recall_at_10 <= 1.0
+    assert open_index(tmp_path / kind).manifest.approximate_recall_at_10 == report.recall_at_10
+
+
+def test_cli_build_info_verify(tmp_path: Path, tiny_weights: Path) -> None:
+    pool, out = tmp_path / "pool", tmp_path / "index"
+    write_pool(pool, count=3)
+    runner = CliRunner()
+    args = ["index", "build", str(pool), "--out", str(out), "--weights", str(tiny_weights), "--views", "4"]
+    result = runner.invoke(app, [*args, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "3 shapes" in result.output and "skipped" in result.output and "broken.obj" in result.output
+    info = runner.invoke(app, ["index", "info", str(out)])
+    assert info.exit_code == 0 and json.loads(info.output)["shapes"] == 3
+    assert runner.invoke(app, ["index", "verify", str(out)]).output.strip() == "ok"
+
+
+def test_cli_on_a_directory_without_index_says_so(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["index", "info", str(tmp_path)])
+    assert result.exit_code == 2 and "holds no index" in result.output

@@ -1,0 +1,25 @@
+"""Checkpoints that ship inside the package (the demo weights) and how to find them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+BUNDLED_DIR = Path(__file__).resolve().parent
+DEFAULT_AMVML = BUNDLED_DIR / "amvml-demo.safetensors"
+DEFAULT_TSM = BUNDLED_DIR / "tsm-demo.safetensors"
+
+
+class NoWeightsError(Exception):
+    """No checkpoint was given and none ships with this installation."""
+
+
+def resolve_amvml(path: Path | None) -> Path:
+    """The given checkpoint, else the bundled demo weights, else a clear error."""
+    if path is not None:
+        return path
+    if DEFAULT_AMVML.is_file():
+        return DEFAULT_AMVML
+    raise NoWeightsError(
+        "no AMV-ML weights given and none bundled; pass --weights PATH "
+        "(`photo2cad weights init PATH` writes an untrained, ImageNet-initialised one)"
+    )
