@@ -3,6 +3,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from indexer.render import select_gl_platform
+
+# PyOpenGL fixes its platform when first imported: choose it before any test can import pyrender.
+select_gl_platform()
+
 
 @pytest.fixture(autouse=True)
 def _seeded() -> None:

@@ -1,0 +1,368 @@
+"""Normalised mesh -> multi-view grey renders, normal maps and silhouettes (method.md, "Shape side").
+
+Headless OpenGL through pyrender. One draw per view fills all three passes: a small shader of our own writes the
+camera-space face normal to RGB and the grey shade to alpha, and the depth buffer gives the silhouette. The face
+normal comes from screen-space derivatives of the camera-space position, so it is exact, flat, and always points
+towards the camera whatever the mesh's winding or vertex normals (meshes from the wild have neither right).
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import functools
+import importlib.metadata
+import logging
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import trimesh
+
+from indexer.settings import RenderSettings
+
+log = logging.getLogger(__name__)
+
+PASSES = ("grey", "normals", "mask")
+
+# Encodes the zero vector, (0.5*0 + 0.5)*255: "no surface". A visible unit normal never has x = y = z = 0.
+NORMALS_BACKGROUND = (128, 128, 128)
+GREY_BACKGROUND = 255
+
+# A directional light fixed to the camera (a direction in camera space, towards the light: up-left of the viewer)
+# plus ambient, so the shade of a pixel depends on the geometry alone. Ambient + diffuse < 1 keeps every surface
+# darker than the white background.
+_LIGHT_DIRECTION = (-0.3, 0.4, 1.0)
+_AMBIENT = 0.25
+_DIFFUSE = 0.7
+
+_HEADLESS_PLATFORMS = ("egl", "osmesa")
+_EGL_VENDOR_DIRS = ("/usr/share/glvnd/egl_vendor.d", "/etc/glvnd/egl_vendor.d")
+_OSMESA_MIN_PYOPENGL = (3, 1, 5)
+
+_chosen_platform: str | None = None
+
+
+class RendererUnavailable(RuntimeError):
+    """No headless OpenGL on this machine, or a setup pyrender cannot use; the message says what to install."""
+
+
+def select_gl_platform() -> str:
+    """PyOpenGL's platform ("egl" or "osmesa"), chosen once per process before OpenGL is imported.
+
+    PYOPENGL_PLATFORM set by the user wins; otherwise EGL when libEGL and a vendor library are installed (the NVIDIA
+    driver on a GPU server, Mesa's llvmpipe on a CPU machine), else OSMesa. PyOpenGL fixes its platform at import,
+    so a later call returns the first answer, and a process that imported OpenGL some other way is told so.
+    """
+    global _chosen_platform
+    if _chosen_platform is not None:
+        return _chosen_platform
+    requested = os.environ.get("PYOPENGL_PLATFORM", "").strip().lower()
+    if requested:
+        platform = requested
+    elif "OpenGL.platform" in sys.modules:
+        platform = _platform_of_imported_opengl()
+    elif _egl_available():
+        platform = "egl"
+    elif ctypes.util.find_library("OSMesa"):
+        platform = "osmesa"
+    else:
+        raise RendererUnavailable(
+            "no headless OpenGL library found: install EGL (Debian/Ubuntu: apt-get install libegl1 libegl-mesa0 "
+            "libgl1-mesa-dri; on a GPU server the NVIDIA driver's EGL) or OSMesa (apt-get install libosmesa6)"
+        )
+    if platform not in _HEADLESS_PLATFORMS:
+        raise RendererUnavailable(
+            f"PYOPENGL_PLATFORM={platform} is not a headless platform pyrender can render offscreen with; "
+            "set it to egl or osmesa, or unset it to let photo2cad choose"
+        )
+    if platform == "osmesa":
+        _check_pyopengl_for_osmesa()
+    os.environ["PYOPENGL_PLATFORM"] = platform  # read by PyOpenGL at import and by pyrender at context creation
+    _chosen_platform = platform
+    return platform
+
+
+def _egl_available() -> bool:
+    if not ctypes.util.find_library("EGL"):
+        return False
+    # glvnd's libEGL (Debian's libegl1) is only a dispatcher: without a vendor behind it EGL cannot start.
+    if ctypes.util.find_library("EGL_nvidia") or ctypes.util.find_library("EGL_mesa"):
+        return True
+    vendor_dirs = [*_EGL_VENDOR_DIRS, *os.environ.get("__EGL_VENDOR_LIBRARY_DIRS", "").split(":")]
+    has_vendor_file = any(
+        Path(folder).is_dir() and any(Path(folder).glob("*.json")) for folder in vendor_dirs if folder
+    )
+    return has_vendor_file or bool(os.environ.get("__EGL_VENDOR_LIBRARY_FILENAMES"))
+
+
+def _platform_of_imported_opengl() -> str:
+    loaded = type(sys.modules["OpenGL.platform"].PLATFORM).__name__  # e.g. EGLPlatform, OSMesaPlatform, GLXPlatform
+    for platform in _HEADLESS_PLATFORMS:
+        if loaded.lower().startswith(platform):
+            return platform
+    raise RendererUnavailable(
+        f"OpenGL was imported with its {loaded} before photo2cad could choose a headless platform; "
+        "set PYOPENGL_PLATFORM=egl (or osmesa) in the environment, or create the Renderer before importing OpenGL"
+    )
+
+
+def _check_pyopengl_for_osmesa() -> None:
+    try:
+        version_text = importlib.metadata.version("PyOpenGL")
+    except importlib.metadata.PackageNotFoundError as error:
+        raise RendererUnavailable("PyOpenGL is not installed: pip install 'PyOpenGL>=3.1.7'") from error
+    version = tuple(int(part) for part in version_text.split(".")[:3] if part.isdigit())
+    if version < _OSMESA_MIN_PYOPENGL:
+        # pyrender pins PyOpenGL==3.1.0, whose OSMesa binding lacks OSMesaCreateContextAttribs.
+        raise RendererUnavailable(
+            f"PyOpenGL {version_text} cannot create OSMesa contexts (no OSMesaCreateContextAttribs): "
+            "pip install 'PyOpenGL>=3.1.7'"
+        )
+
+
+def camera_poses(settings: RenderSettings) -> np.ndarray:
+    """(V, 4, 4) camera-to-world poses, OpenGL convention (the camera looks down its -z axis), aimed at the origin.
+
+    With up = y, view 0 sits on the +z axis and the azimuth turns the camera counter-clockwise seen from above (right
+    hand about the up axis), so azimuth 90 looks from +x. Other up axes rotate that frame: up = z puts view 0 on the
+    -y axis (the usual "front" of z-up models), up = x keeps it on +z.
+    """
+    elevation = np.radians(settings.elevation_deg)
+    poses = []
+    for azimuth_deg in settings.azimuths_deg:
+        pose = _UP_FRAMES[settings.up_axis] @ _rotation_y(np.radians(azimuth_deg)) @ _rotation_x(-elevation)
+        pose = pose @ _translation_z(settings.distance)
+        poses.append(pose)
+    return np.stack(poses)
+
+
+def _rotation_x(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[1, 0, 0, 0], [0, c, -s, 0], [0, s, c, 0], [0, 0, 0, 1]], dtype=np.float64)
+
+
+def _rotation_y(angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([[c, 0, s, 0], [0, 1, 0, 0], [-s, 0, c, 0], [0, 0, 0, 1]], dtype=np.float64)
+
+
+def _translation_z(distance: float) -> np.ndarray:
+    pose = np.eye(4)
+    pose[2, 3] = distance
+    return pose
+
+
+# Rotations taking the y-up camera rig to the mesh's up axis.
+_UP_FRAMES = {
+    "y": np.eye(4),
+    "z": np.array([[1, 0, 0, 0], [0, 0, -1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=np.float64),
+    "x": np.array([[0, 1, 0, 0], [-1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], dtype=np.float64),
+}
+
+
+@dataclass(frozen=True)
+class ViewSet:
+    """The passes of one mesh, views in the order of settings.azimuths_deg; a pass not asked for is None.
+
+    grey: (V, S, S, 3) uint8, untextured grey shading on a white (255) background.
+    normals: (V, S, S, 3) uint8, camera-space normals (x right, y up, z towards the camera) as 255*(0.5*n + 0.5);
+        a surface facing the camera is (128, 128, 255); the background is NORMALS_BACKGROUND (128, 128, 128), the
+        encoding of the zero vector.
+    masks: (V, S, S) bool silhouettes.
+    """
+
+    grey: np.ndarray | None
+    normals: np.ndarray | None
+    masks: np.ndarray | None
+
+
+_VERTEX_SHADER = """#version 330 core
+layout(location = 0) in vec3 position;
+layout(location = INST_M_LOC) in mat4 inst_m;
+uniform mat4 M;
+uniform mat4 V;
+uniform mat4 P;
+out vec3 view_position;
+void main()
+{
+    vec4 camera_space = V * M * inst_m * vec4(position, 1.0);
+    view_position = camera_space.xyz;
+    gl_Position = P * camera_space;
+}
+"""
+
+_FRAGMENT_SHADER = f"""#version 330 core
+in vec3 view_position;
+out vec4 frag_color;
+const vec3 light_direction = normalize(vec3{_LIGHT_DIRECTION});
+void main()
+{{
+    // The plane of the triangle, oriented by the screen: the face normal on the camera's side of the surface.
+    vec3 normal = normalize(cross(dFdx(view_position), dFdy(view_position)));
+    float shade = {_AMBIENT} + {_DIFFUSE} * max(dot(normal, light_direction), 0.0);
+    frag_color = vec4(0.5 * normal + 0.5, shade);
+}}
+"""
+
+
+class Renderer:
+    """Renders normalised meshes from the settings' cameras; one GL context per image size, reused across meshes."""
+
+    def __init__(self, settings: RenderSettings) -> None:
+        self.settings = settings
+        self.platform = select_gl_platform()
+        self.gl_renderer: str | None = None
+        self._poses = camera_poses(settings)
+        self._contexts: dict[int, Any] = {}
+        try:
+            import pyrender
+        except Exception as error:  # PyOpenGL raises at import when the platform's library cannot be loaded
+            raise RendererUnavailable(f"pyrender cannot load OpenGL on platform {self.platform}: {error}") from error
+        self._pyrender = pyrender
+        self._scene = pyrender.Scene(bg_color=(0.5, 0.5, 0.5, GREY_BACKGROUND / 255.0), ambient_light=(0.0, 0.0, 0.0))
+        # Everything of a normalised mesh lies within sqrt(3) of the origin: a tight depth range keeps depth precise.
+        reach = float(np.sqrt(3.0)) + 0.1
+        camera = pyrender.PerspectiveCamera(
+            yfov=np.radians(settings.yfov_deg),
+            znear=max(settings.distance - reach, 0.01),
+            zfar=settings.distance + reach,
+            aspectRatio=1.0,
+        )
+        self._camera_node = self._scene.add(camera, pose=self._poses[0])
+        self._material = pyrender.MetallicRoughnessMaterial(doubleSided=True)
+        self._context(settings.embed_size)
+
+    def render(self, mesh: trimesh.Trimesh, size: int, passes: Iterable[str] = ("grey", "normals", "mask")) -> ViewSet:
+        """Every view of a mesh already normalised into [-1, 1] (see indexer.meshes.normalise), at size x size px."""
+        wanted = set(passes)
+        unknown = wanted - set(PASSES)
+        if unknown:
+            raise ValueError(f"unknown render passes {sorted(unknown)}; choose from {PASSES}")
+        if len(mesh.faces) == 0:
+            raise ValueError("cannot render a mesh without faces")
+        pyrender = self._pyrender
+        context = self._context(size)
+        primitive = pyrender.Primitive(
+            positions=np.asarray(mesh.vertices, dtype=np.float32),
+            indices=np.asarray(mesh.faces, dtype=np.uint32),
+            material=self._material,
+        )
+        node = self._scene.add(pyrender.Mesh(primitives=[primitive]))
+        views = len(self._poses)
+        rgba = np.empty((views, size, size, 4), dtype=np.uint8)
+        masks = np.empty((views, size, size), dtype=bool)
+        try:
+            for view, pose in enumerate(self._poses):
+                self._scene.set_pose(self._camera_node, pose)
+                color, depth = context.render(self._scene, flags=_render_flags(pyrender))
+                rgba[view] = color
+                masks[view] = depth > 0
+        finally:
+            self._scene.remove_node(node)
+            self._free(context, node.mesh)
+        return ViewSet(
+            grey=np.repeat(rgba[..., 3:], 3, axis=-1) if "grey" in wanted else None,
+            normals=np.ascontiguousarray(rgba[..., :3]) if "normals" in wanted else None,
+            masks=masks if "mask" in wanted else None,
+        )
+
+    def close(self) -> None:
+        for context in self._contexts.values():
+            context.delete()
+        self._contexts.clear()
+
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _context(self, size: int) -> Any:
+        if size in self._contexts:
+            return self._contexts[size]
+        pyrender = self._pyrender
+        try:
+            context = pyrender.OffscreenRenderer(size, size)
+        except Exception as error:
+            raise RendererUnavailable(
+                f"cannot create an offscreen OpenGL context on platform {self.platform} ({type(error).__name__}: "
+                f"{error}); try PYOPENGL_PLATFORM=osmesa (apt-get install libosmesa6) or check the EGL driver"
+            ) from error
+        # pyrender 0.1.45 internals (the last release): its program cache serves our shader in place of the
+        # flat one, and the new context is current right after creation.
+        context._renderer._program_cache = _make_program_cache()
+        # pyrender treats OSMesa as having no framebuffer objects and draws into its window buffer: no multisampling,
+        # no alpha read back. Mesa's OpenGL 3.3 core has them and a context here never changes size, so OSMesa takes
+        # the EGL path: the same images on both platforms.
+        context._platform.supports_framebuffers = lambda: True
+        if self.platform == "egl":
+            # pyrender's EGL teardown calls eglTerminate on the display every context of the process shares (one
+            # per device): closing one renderer, or one size, would kill all the others.
+            context._platform.delete_context = functools.partial(_destroy_egl_context_only, context._platform)
+        if self.gl_renderer is None:
+            from OpenGL import GL
+
+            self.gl_renderer = GL.glGetString(GL.GL_RENDERER).decode(errors="replace")
+            log.info("rendering with PyOpenGL platform %s, GL renderer %s", self.platform, self.gl_renderer)
+        self._contexts[size] = context
+        return context
+
+    def _free(self, context: Any, mesh: Any) -> None:
+        # pyrender frees a mesh's GL buffers only at its next render; thousands of meshes in a row must not wait.
+        context._platform.make_current()
+        try:
+            for primitive in mesh.primitives:
+                primitive.delete()
+            context._renderer._meshes.discard(mesh)
+        finally:
+            context._platform.make_uncurrent()
+
+
+def _destroy_egl_context_only(platform: Any) -> None:
+    from OpenGL import EGL
+
+    if platform._egl_context is not None:
+        # Released first: EGL frees a context still current only when it stops being current.
+        EGL.eglMakeCurrent(platform._egl_display, EGL.EGL_NO_SURFACE, EGL.EGL_NO_SURFACE, EGL.EGL_NO_CONTEXT)
+        EGL.eglDestroyContext(platform._egl_display, platform._egl_context)
+        platform._egl_context = None
+    platform._egl_display = None
+
+
+def _render_flags(pyrender: Any) -> int:
+    # FLAT selects the program we replace and skips pyrender's light bindings; RGBA reads the shade in alpha back.
+    return int(pyrender.RenderFlags.FLAT | pyrender.RenderFlags.RGBA | pyrender.RenderFlags.SKIP_CULL_FACES)
+
+
+def _make_program_cache() -> Any:
+    from pyrender.shader_program import ShaderProgram, ShaderProgramCache
+
+    class InlineShaderProgram(ShaderProgram):  # type: ignore[misc]
+        def _load(self, shader_filename: str) -> str:
+            source = _VERTEX_SHADER if shader_filename.endswith(".vert") else _FRAGMENT_SHADER
+            return source.replace("INST_M_LOC", str(self.defines["INST_M_LOC"]))
+
+    class GeometryShaderCache(ShaderProgramCache):  # type: ignore[misc]
+        def get_program(
+            self,
+            vertex_shader: str,
+            fragment_shader: str,
+            geometry_shader: str | None = None,
+            defines: dict[str, Any] | None = None,
+        ) -> Any:
+            if vertex_shader != "flat.vert":
+                return super().get_program(vertex_shader, fragment_shader, geometry_shader, defines)
+            defines = defines or {}
+            key = ("photo2cad", defines.get("INST_M_LOC"))
+            if key not in self._program_cache:
+                self._program_cache[key] = InlineShaderProgram("photo2cad.vert", "photo2cad.frag", defines=defines)
+            return self._program_cache[key]
+
+    return GeometryShaderCache()
