@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import logging
 import shutil
@@ -21,7 +20,7 @@ from indexer.embed import ViewEmbedder
 from indexer.manifest import FailedEntry, IndexCounts, Manifest, ShapeEntry, WeightsIdentity
 from indexer.mapper import StageTimes, embed_shapes, render_shapes
 from indexer.meshes import file_checksum
-from indexer.pool import ShapeRecord, scan_pool
+from indexer.pool import PoolListing, ShapeRecord, scan_pool
 from indexer.render import Renderer
 from indexer.search import open_index
 from indexer.settings import RenderSettings
@@ -50,6 +49,7 @@ class BuildRequest:
     device: str = "auto"
     resume: bool = True
     reuse_published: bool = False  # `update`: take unchanged shapes from the current version
+    shapes: tuple[ShapeRecord, ...] | None = None  # an explicit pool (a dataset's) instead of scanning `pool`
     progress: bool = True
     keep_versions: int = 2
 
@@ -80,20 +80,12 @@ class ShapeRow:
 def weights_identity(path: Path, header: CheckpointHeader) -> WeightsIdentity:
     return WeightsIdentity(
         path=str(path),
-        sha256=_sha256(path),
+        sha256=file_checksum(path),
         architecture=header.architecture,
         backbone=str(header.config.get("backbone")),
         training_data=header.training_data,
         created_at=header.created_at,
     )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_model_fits_renderer(model: AMVML, render: RenderSettings) -> None:
@@ -111,6 +103,13 @@ class _BuildIdentity:
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__, sort_keys=True)
+
+
+def _relative_source(path: Path, pool: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(pool.resolve()))
+    except ValueError as err:
+        raise BuildError(f"{path} lies outside the pool {pool}") from err
 
 
 def _batches(items: Sequence[tuple[ShapeRecord, str]], size: int) -> Iterator[Sequence[tuple[ShapeRecord, str]]]:
@@ -197,9 +196,13 @@ def build_index(
     device = pick_device(request.device)
     model, header = load_amvml(request.weights, device)
     check_model_fits_renderer(model, request.render)
-    identity = _BuildIdentity(str(request.pool.resolve()), request.render.identity(), _sha256(request.weights))
+    identity = _BuildIdentity(str(request.pool.resolve()), request.render.identity(), file_checksum(request.weights))
 
-    listing = scan_pool(request.pool, request.categories_csv)
+    listing = (
+        scan_pool(request.pool, request.categories_csv)
+        if request.shapes is None
+        else PoolListing(shapes=request.shapes, skipped=())
+    )
     log.info("pool %s: %d shapes, %d entries skipped", request.pool, len(listing.shapes), len(listing.skipped))
     build_dir, lock = _prepare_build_dir(request, identity)
     try:
@@ -259,7 +262,7 @@ def build_index(
                 continue
             entry = ShapeEntry(
                 shape_id=sid,
-                source_path=str(record.path.resolve().relative_to(request.pool.resolve())),
+                source_path=_relative_source(record.path, request.pool),
                 category=record.category,
                 checksum=done.checksum,
                 thumbnail=f"{layout.THUMBNAILS}/{thumbnail_name(sid)}",

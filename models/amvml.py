@@ -154,7 +154,10 @@ class AMVML(nn.Module):
         batch, num_views = views.shape[:2]
         pooled = self.view_features(views.flatten(0, 1)).mean(dim=(2, 3))
         view_embeddings = F.normalize(self.view_projection(pooled), dim=1).view(batch, num_views, -1)
-        attention = torch.softmax(self.view_attention(view_embeddings).squeeze(-1), dim=1)
+        if self.config.view_attention:
+            attention = torch.softmax(self.view_attention(view_embeddings).squeeze(-1), dim=1)
+        else:
+            attention = view_embeddings.new_full((batch, num_views), 1.0 / num_views)
         shape = F.normalize((attention.unsqueeze(-1) * view_embeddings).sum(dim=1), dim=1)
         category_logits = self.view_category_head(pooled.view(batch, num_views, -1).mean(dim=1))
         return ShapeEmbedding(shape, view_embeddings, attention, category_logits)

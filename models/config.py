@@ -36,6 +36,7 @@ class AMVMLConfig(BaseModel):
     image_size: int = Field(224, ge=32)
     decoder_channels: int = Field(128, ge=8, description="UperNet width (Table 2: 128)")
     view_attention_hidden: int = Field(128, ge=1)
+    view_attention: bool = Field(True, description="learned view attention; False averages the views (ablation)")
     pretrained: bool = Field(
         True, description="start the backbone from ImageNet weights when they are available offline or online"
     )

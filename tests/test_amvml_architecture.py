@@ -167,3 +167,10 @@ def test_forward_and_backward_on_cpu(amvml: AMVML) -> None:
     finally:
         amvml.zero_grad(set_to_none=True)
         amvml.eval()
+
+
+def test_attention_can_be_switched_off_for_the_ablation() -> None:
+    model = AMVML(AMVMLConfig(pretrained=False, backbone="efficientnet_lite0", view_attention=False)).eval()
+    with torch.no_grad():
+        out = model.embed_views(torch.rand(1, 3, 3, 224, 224))
+    assert torch.allclose(out.view_attention, torch.full((1, 3), 1 / 3))

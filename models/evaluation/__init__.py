@@ -1,0 +1,1 @@
+"""Evaluation: Top1@R, Top10@R, category accuracy, geometric scores, reports."""

@@ -1,0 +1,1 @@
+"""Training of the TSM and AMV-ML, and the data they read."""

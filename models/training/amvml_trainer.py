@@ -1,0 +1,271 @@
+"""`photo2cad train amvml`: triplet metric learning of photos against multi-view renders.
+
+Every step: real photos (anchors) against their ground-truth shape's grey views (positives) and every other shape
+of the batch plus a few extra shapes of the same categories (negatives); auxiliary category and mask losses; and,
+when switched on, the TSM hard triplets: the ground-truth shape textured with a random code (positive) against
+another shape textured with the anchor photo's own code (negative), so only geometry can tell them apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from indexer.settings import RenderSettings
+from models import AMVML, AMVMLConfig, TextureSynthesisModule
+from models.datasets.records import RetrievalDataset
+from models.evaluation.retrieval import embed_queries, embed_view_sets, rank_queries, retrieval_metrics
+from models.training.config import AMVMLTrainConfig
+from models.training.curves import plot_curves
+from models.training.losses import batch_triplet_loss, masked_category_loss, masked_mask_loss, triplet_loss
+from models.training.photos import PhotoDataset, collate
+from models.training.views import ShapeViews, render_views
+from weights.checkpoint import header_for, load_amvml, load_tsm, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+LAST = "amvml-last.safetensors"
+STATE = "trainer-state.pt"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    checkpoint: Path
+    epochs_run: int
+    history: list[dict[str, float]]
+
+
+def _views_tensor(views: ShapeViews, rows: np.ndarray, view_ids: np.ndarray, device: torch.device) -> torch.Tensor:
+    chosen = views.grey[rows[:, None], view_ids]  # (B, V', S, S, 3)
+    return torch.from_numpy(chosen).to(device).permute(0, 1, 4, 2, 3).float().div_(255.0)
+
+
+def _extra_negatives(rng: np.random.Generator, anchors: np.ndarray, categories: np.ndarray, count: int) -> np.ndarray:
+    """Shapes outside the batch, drawn from the anchors' categories first: the negatives that are hard to tell."""
+    if count == 0:
+        return np.zeros(0, dtype=np.int64)
+    outside = np.setdiff1d(np.arange(len(categories)), anchors)
+    if len(outside) == 0:
+        return np.zeros(0, dtype=np.int64)
+    same_category = outside[np.isin(categories[outside], categories[anchors])]
+    pool = same_category if len(same_category) >= count else outside
+    return rng.choice(pool, size=min(count, len(pool)), replace=False)
+
+
+def _other_shape(rng: np.random.Generator, row: int, categories: np.ndarray) -> int:
+    """A different shape, of the same category when there is one: the hard negative."""
+    others = np.flatnonzero(np.arange(len(categories)) != row)
+    same = others[categories[others] == categories[row]]
+    return int(rng.choice(same if len(same) else others))
+
+
+def _hard_triplets(
+    model: AMVML,
+    tsm: TextureSynthesisModule,
+    views: ShapeViews,
+    photos: torch.Tensor,
+    rows: np.ndarray,
+    categories: np.ndarray,
+    rng: np.random.Generator,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(positive, negative) textured renders through the photo branch, and their mask logits and masks."""
+    assert views.normals is not None
+    view_ids = rng.integers(0, views.normals.shape[1], size=len(rows))
+    negatives = np.array([_other_shape(rng, row, categories) for row in rows])
+    synth = tsm.config.image_size
+
+    def normal_maps(shape_rows: np.ndarray) -> torch.Tensor:
+        assert views.normals is not None
+        chosen = torch.from_numpy(views.normals[shape_rows, view_ids]).to(device)
+        return chosen.permute(0, 3, 1, 2).float() / 127.5 - 1
+
+    category = torch.from_numpy(np.maximum(categories[rows], 0)).to(device) if tsm.config.num_categories else None
+    with torch.no_grad():
+        photo_code = tsm.texture_code(F.interpolate(photos * 2 - 1, size=(synth, synth), mode="bilinear"))
+        positive = tsm.synthesize(normal_maps(rows), tsm.sample_z(len(rows), device), category)
+        negative = tsm.synthesize(normal_maps(negatives), photo_code, category)
+    size = model.config.image_size
+    textured = F.interpolate(torch.cat([positive, negative]) * 0.5 + 0.5, size=(size, size), mode="bilinear")
+    out = model.embed_photo(textured.clamp(0, 1))
+    masks = np.concatenate([views.masks[rows, view_ids], views.masks[negatives, view_ids]])
+    mask_tensor = F.interpolate(torch.from_numpy(masks).to(device).float().unsqueeze(1), size=(size, size))
+    half = len(rows)
+    return out.embedding[:half], out.embedding[half:], out.mask_logits, mask_tensor
+
+
+def evaluate_split(
+    model: AMVML,
+    dataset: RetrievalDataset,
+    views: ShapeViews,
+    split: str,
+    device: torch.device,
+    within_category: bool = False,
+) -> dict[str, float | int | None]:
+    shape_rows = {sid: i for i, sid in enumerate(views.shape_ids)}
+    queries = [q for q in dataset.split(split) if q.shape_id in shape_rows]
+    if not queries:
+        return {"count": 0}
+    categories = dataset.categories()
+    shape_vectors = embed_view_sets(model, views.grey, device)
+    query_vectors, _ = embed_queries(model, queries, shape_rows, categories, device)
+    shape_categories = [dataset.shape(sid).category for sid in views.shape_ids]
+    ranking = rank_queries(
+        query_vectors,
+        shape_vectors,
+        np.array([shape_rows[q.shape_id] for q in queries]),
+        shape_categories,
+        [q.category for q in queries] if within_category else None,
+    )
+    first = [shape_categories[row] for row in ranking.top[:, 0]]
+    return retrieval_metrics(ranking, first, [q.category for q in queries]).as_dict()
+
+
+def train_amvml(
+    dataset: RetrievalDataset,
+    out_dir: Path,
+    model_config: AMVMLConfig,
+    config: AMVMLTrainConfig,
+    render: RenderSettings,
+    cache_dir: Path,
+    device: torch.device,
+    tsm_weights: Path | None = None,
+    init_weights: Path | None = None,
+    resume: bool = True,
+    progress: bool = True,
+) -> TrainResult:
+    """Train on the dataset's train split (validating on val); the test split is never read here."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    if render.embed_size != model_config.image_size:
+        raise ValueError(f"renderer makes {render.embed_size} px views, the network expects {model_config.image_size}")
+    if config.tsm_triplets and tsm_weights is None:
+        raise ValueError("tsm_triplets needs TSM weights (train them with `photo2cad train tsm`)")
+
+    categories = dataset.categories()
+    views = render_views(dataset.shapes, render, cache_dir, with_normals=config.tsm_triplets, progress=progress)
+    shape_rows = {sid: i for i, sid in enumerate(views.shape_ids)}
+    category_of_row = np.array(
+        [categories.index(c) if (c := dataset.shape(sid).category) in categories else -1 for sid in views.shape_ids]
+    )
+    train = PhotoDataset(dataset.split("train"), shape_rows, categories, model_config.image_size, augment=True)
+    if len(train) == 0:
+        raise ValueError(f"{dataset.name} has no training photos")
+    loader = DataLoader(
+        train,
+        batch_size=config.batch_size,
+        shuffle=True,
+        drop_last=len(train) > config.batch_size,
+        collate_fn=collate,
+        num_workers=config.num_workers,
+    )
+
+    if init_weights is not None:
+        model, _ = load_amvml(init_weights, device)
+    else:
+        model = AMVML(model_config).to(device)
+    tsm = load_tsm(tsm_weights, device)[0].eval() if config.tsm_triplets and tsm_weights else None
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    history: list[dict[str, float]] = []
+    start_epoch = 0
+    state_path = out_dir / STATE
+    if resume and state_path.is_file() and (out_dir / LAST).is_file():
+        state = torch.load(state_path, map_location=device, weights_only=False)
+        model, _ = load_amvml(out_dir / LAST, device)
+        optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        optimiser.load_state_dict(state["optimiser"])
+        start_epoch, history = state["epoch"], state["history"]
+        log.info("resuming from epoch %d of %s", start_epoch, out_dir)
+
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        sums: dict[str, float] = {}
+        steps = 0
+        started = time.perf_counter()
+        for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False):
+            rows = batch["shape_row"].numpy()
+            extra = _extra_negatives(rng, rows, category_of_row, config.extra_negatives)
+            candidates = np.concatenate([rows, extra])
+            view_ids = np.stack(
+                [
+                    rng.choice(render.num_views, size=min(config.train_views, render.num_views), replace=False)
+                    for _ in candidates
+                ]
+            )
+            autocast = (
+                torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else contextlib.nullcontext()
+            )
+            with autocast:
+                photos = batch["photo"].to(device)
+                photo_out = model.embed_photo(photos)
+                shape_out = model.embed_views(_views_tensor(views, candidates, view_ids, device))
+                same = torch.from_numpy(rows[:, None] == candidates[None, :]).to(device)
+                same.fill_diagonal_(False)
+                losses = {
+                    "triplet": batch_triplet_loss(photo_out.embedding, shape_out.embedding, same, config.margin),
+                    "category": masked_category_loss(photo_out.category_logits, batch["category"].to(device))
+                    + masked_category_loss(
+                        shape_out.category_logits, torch.from_numpy(category_of_row[candidates]).to(device)
+                    ),
+                    "mask": masked_mask_loss(
+                        photo_out.mask_logits, batch["mask"].to(device), batch["has_mask"].to(device)
+                    ),
+                }
+                if tsm is not None:
+                    positive, negative, textured_masks_logits, textured_masks = _hard_triplets(
+                        model, tsm, views, photos, rows, category_of_row, rng, device
+                    )
+                    losses["tsm_triplet"] = triplet_loss(photo_out.embedding, positive, negative, config.margin)
+                    losses["mask"] = losses["mask"] + F.binary_cross_entropy_with_logits(
+                        textured_masks_logits, textured_masks
+                    )
+                total = (
+                    losses["triplet"]
+                    + config.category_weight * losses["category"]
+                    + config.mask_weight * losses["mask"]
+                    + config.tsm_weight * losses.get("tsm_triplet", torch.zeros((), device=device))
+                )
+            optimiser.zero_grad(set_to_none=True)
+            scaler.scale(total).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            steps += 1
+            for name, value in [*losses.items(), ("total", total)]:
+                sums[name] = sums.get(name, 0.0) + float(value.detach())
+        record: dict[str, float] = {"epoch": epoch + 1, "seconds": time.perf_counter() - started}
+        record.update({f"loss_{k}": v / max(steps, 1) for k, v in sums.items()})
+        if config.validate_every and (epoch + 1) % config.validate_every == 0 and dataset.split("val"):
+            metrics = evaluate_split(model, dataset, views, "val", device)
+            record.update({f"val_{k}": float(v) for k, v in metrics.items() if v is not None})
+        history.append(record)
+        log.info("epoch %d: %s", epoch + 1, json.dumps({k: round(v, 4) for k, v in record.items()}))
+        header = header_for(
+            model,
+            training_data=dataset.name,
+            renderer=render.model_dump(),
+            notes={
+                "train_config": config.model_dump(),
+                "categories": list(categories),
+                "history": history,
+                "tsm_weights": str(tsm_weights) if tsm_weights else None,
+            },
+        )
+        save_checkpoint(out_dir / LAST, model, header)
+        torch.save({"optimiser": optimiser.state_dict(), "epoch": epoch + 1, "history": history}, state_path)
+        (out_dir / "history.json").write_text(json.dumps(history, indent=2))
+        plot_curves(history, out_dir / "loss_curve.png")
+    return TrainResult(out_dir / LAST, len(history), history)

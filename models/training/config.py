@@ -1,0 +1,39 @@
+"""Training settings of both networks (the network architectures themselves live in models/config.py)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AMVMLTrainConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(16, ge=2)
+    train_views: int = Field(4, ge=1, description="views per positive shape in a step (all views at evaluation)")
+    extra_negatives: int = Field(8, ge=0, description="shapes added to each batch as negatives, same category first")
+    lr: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    margin: float = Field(0.3, gt=0, description="triplet margin on Euclidean distances of unit vectors")
+    category_weight: float = Field(0.1, ge=0)
+    mask_weight: float = Field(0.5, ge=0)
+    tsm_triplets: bool = Field(False, description="add the TSM hard triplets (needs TSM weights)")
+    tsm_weight: float = Field(1.0, ge=0)
+    seed: int = 0
+    num_workers: int = Field(0, ge=0)
+    validate_every: int = Field(1, ge=0, description="epochs between validation passes; 0 = never")
+
+
+class TSMTrainConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(4, ge=1)
+    lr: float = Field(2e-4, gt=0)
+    beta1: float = 0.5
+    l1_weight: float = 10.0
+    kl_weight: float = 0.01
+    latent_weight: float = 0.5
+    category_weight: float = 1.0
+    sample_every: int = Field(50, ge=1, description="steps between sample grids")
+    seed: int = 0
