@@ -116,7 +116,7 @@ def ray_distributor(options: RayOptions) -> Any:
         items = [
             {"shape_id": r.shape_id, "path": str(r.path), "category": r.category or "", "checksum": c} for r, c in todo
         ]
-        dataset = ray.data.from_items(items)
+        dataset: ray.data.Dataset = ray.data.from_items(items)
         dataset = dataset.map_batches(
             RenderActor,
             fn_constructor_kwargs={"render_json": request.render.model_dump_json()},

@@ -212,7 +212,7 @@ def build_index(
 
         finished: dict[str, EmbeddedShape | FailedShape] = {}
         for shard in store.read_all():
-            for done in [*shard.embedded, *shard.failed]:
+            for done in shard.finished():
                 if checksums.get(done.record.shape_id) == done.checksum:
                     finished[done.record.shape_id] = done
         reusable = {
@@ -240,7 +240,7 @@ def build_index(
             for shard, shard_times in distribute(todo, request, model, device):
                 store.write(shard)
                 times.merge(shard_times)
-                for done in [*shard.embedded, *shard.failed]:
+                for done in shard.finished():
                     finished[done.record.shape_id] = done
                 failures_so_far += len(shard.failed)
                 bar.update(len(shard.embedded) + len(shard.failed))

@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +35,9 @@ class Shard:
     embedded: list[EmbeddedShape]
     failed: list[FailedShape]
 
+    def finished(self) -> list[EmbeddedShape | FailedShape]:
+        return [*self.embedded, *self.failed]
+
 
 class ShardStore:
     """`shards/shard-NNNNNN.npz` plus `thumbnails/<key>.jpg` under a build directory."""
@@ -51,7 +55,7 @@ class ShardStore:
     def write(self, shard: Shard) -> Path:
         for shape in shard.embedded:
             (self.thumbnail_dir / thumbnail_name(shape.record.shape_id)).write_bytes(shape.thumbnail_jpeg)
-        arrays: dict[str, np.ndarray] = {
+        arrays: dict[str, Any] = {
             "records": np.array(
                 [json.dumps(_record_json(s.record, s.checksum)) for s in shard.embedded], dtype=np.str_
             ),

@@ -81,7 +81,7 @@ class VectorIndex:
             return self
         resources = faiss.StandardGpuResources()
         gpu_index = faiss.index_cpu_to_gpu(resources, 0, self._index)
-        gpu_index.referenced_resources = resources  # keep the resources alive as long as the index
+        setattr(gpu_index, "referenced_resources", resources)  # noqa: B010 - keep the resources alive with the index
         log.info("FAISS index on GPU 0")
         return VectorIndex(self._index, self.kind, search_index=gpu_index)
 

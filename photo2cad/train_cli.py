@@ -46,6 +46,7 @@ def train_amvml_command(
     train_views: int = typer.Option(4, help="Views per positive shape in a training step."),
     extra_negatives: int = typer.Option(8, help="Extra negative shapes per batch, same category first."),
     validate_every: int = typer.Option(1, help="Epochs between validation passes (0: never)."),
+    bank_weight: float = typer.Option(1.0, help="Weight of the InfoNCE term against all shapes (memory bank)."),
     embedding_dim: int = typer.Option(256),
     device: str = typer.Option("auto", help="auto (GPU when present), cpu or cuda."),
     cache: Path = typer.Option(Path("runs/view-cache"), help="Where rendered views are cached between runs."),
@@ -75,6 +76,9 @@ def train_amvml_command(
         batch_size=batch_size,
         lr=lr,
         train_views=train_views,
+        extra_negatives=extra_negatives,
+        validate_every=validate_every,
+        bank_weight=bank_weight,
         tsm_triplets=tsm_weights is not None,
         seed=seed,
     )

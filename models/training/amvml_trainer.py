@@ -105,6 +105,17 @@ def _hard_triplets(
     return out.embedding[:half], out.embedding[half:], out.mask_logits, mask_tensor
 
 
+def bank_infonce(
+    photos: torch.Tensor, positives: torch.Tensor, bank: torch.Tensor, rows: np.ndarray, config: AMVMLTrainConfig
+) -> torch.Tensor:
+    """InfoNCE of each photo against every shape: the bank's (detached) vectors, its own shape's fresh one."""
+    logits = photos @ bank.T.to(photos.dtype)
+    index = torch.from_numpy(rows).to(photos.device)
+    fresh = (photos * positives).sum(dim=1)
+    logits = logits.scatter(1, index[:, None], fresh[:, None])
+    return F.cross_entropy(logits / config.temperature, index)
+
+
 def evaluate_split(
     model: AMVML,
     dataset: RetrievalDataset,
@@ -112,13 +123,15 @@ def evaluate_split(
     split: str,
     device: torch.device,
     within_category: bool = False,
+    shape_vectors: np.ndarray | None = None,
 ) -> dict[str, float | int | None]:
     shape_rows = {sid: i for i, sid in enumerate(views.shape_ids)}
     queries = [q for q in dataset.split(split) if q.shape_id in shape_rows]
     if not queries:
         return {"count": 0}
     categories = dataset.categories()
-    shape_vectors = embed_view_sets(model, views.grey, device)
+    if shape_vectors is None:
+        shape_vectors = embed_view_sets(model, views.grey, device)
     query_vectors, _ = embed_queries(model, queries, shape_rows, categories, device)
     shape_categories = [dataset.shape(sid).category for sid in views.shape_ids]
     ranking = rank_queries(
@@ -161,7 +174,14 @@ def train_amvml(
     category_of_row = np.array(
         [categories.index(c) if (c := dataset.shape(sid).category) in categories else -1 for sid in views.shape_ids]
     )
-    train = PhotoDataset(dataset.split("train"), shape_rows, categories, model_config.image_size, augment=True)
+    train = PhotoDataset(
+        dataset.split("train"),
+        shape_rows,
+        categories,
+        model_config.image_size,
+        augment=True,
+        grayscale_probability=config.grayscale_probability,
+    )
     if len(train) == 0:
         raise ValueError(f"{dataset.name} has no training photos")
     loader = DataLoader(
@@ -191,6 +211,8 @@ def train_amvml(
         start_epoch, history = state["epoch"], state["history"]
         log.info("resuming from epoch %d of %s", start_epoch, out_dir)
 
+    # Every shape's current vector: the InfoNCE term ranks each photo against the whole pool, not just a batch.
+    bank = torch.from_numpy(embed_view_sets(model, views.grey, device)).to(device) if config.bank_weight else None
     for epoch in range(start_epoch, config.epochs):
         model.train()
         sums: dict[str, float] = {}
@@ -221,6 +243,9 @@ def train_amvml(
                     + masked_category_loss(
                         shape_out.category_logits, torch.from_numpy(category_of_row[candidates]).to(device)
                     ),
+                    "bank": bank_infonce(photo_out.embedding, shape_out.embedding[: len(rows)], bank, rows, config)
+                    if bank is not None
+                    else torch.zeros((), device=device),
                     "mask": masked_mask_loss(
                         photo_out.mask_logits, batch["mask"].to(device), batch["has_mask"].to(device)
                     ),
@@ -235,6 +260,7 @@ def train_amvml(
                     )
                 total = (
                     losses["triplet"]
+                    + config.bank_weight * losses["bank"]
                     + config.category_weight * losses["category"]
                     + config.mask_weight * losses["mask"]
                     + config.tsm_weight * losses.get("tsm_triplet", torch.zeros((), device=device))
@@ -243,13 +269,21 @@ def train_amvml(
             scaler.scale(total).backward()
             scaler.step(optimiser)
             scaler.update()
+            if bank is not None:
+                bank[torch.from_numpy(rows).to(device)] = F.normalize(
+                    shape_out.embedding[: len(rows)].detach().float(), dim=1
+                )
             steps += 1
             for name, value in [*losses.items(), ("total", total)]:
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
         record: dict[str, float] = {"epoch": epoch + 1, "seconds": time.perf_counter() - started}
         record.update({f"loss_{k}": v / max(steps, 1) for k, v in sums.items()})
+        shape_vectors = None
+        if bank is not None:
+            shape_vectors = embed_view_sets(model, views.grey, device)
+            bank = torch.from_numpy(shape_vectors).to(device)
         if config.validate_every and (epoch + 1) % config.validate_every == 0 and dataset.split("val"):
-            metrics = evaluate_split(model, dataset, views, "val", device)
+            metrics = evaluate_split(model, dataset, views, "val", device, shape_vectors=shape_vectors)
             record.update({f"val_{k}": float(v) for k, v in metrics.items() if v is not None})
         history.append(record)
         log.info("epoch %d: %s", epoch + 1, json.dumps({k: round(v, 4) for k, v in record.items()}))

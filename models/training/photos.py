@@ -45,6 +45,7 @@ class PhotoDataset(Dataset[PhotoSample]):
         categories: Sequence[str],
         size: int,
         augment: bool,
+        grayscale_probability: float = 0.0,
     ) -> None:
         self.queries = [q for q in queries if q.shape_id in shape_rows]
         self.shape_rows = shape_rows
@@ -56,6 +57,7 @@ class PhotoDataset(Dataset[PhotoSample]):
                     v2.RandomResizedCrop(size, scale=(0.6, 1.0), ratio=(0.8, 1.25), antialias=True),
                     v2.RandomHorizontalFlip(),
                     v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03),
+                    v2.RandomGrayscale(p=grayscale_probability),
                 ]
             )
             if augment

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -63,7 +64,7 @@ def render_views(
                     failed.append((shape.shape_id, str(err)))
                     continue
                 views = renderer.render(mesh, settings.embed_size, passes=("grey", "mask"))
-                arrays = {"grey": views.grey, "masks": views.masks}
+                arrays: dict[str, Any] = {"grey": views.grey, "masks": views.masks}
                 if with_normals:
                     arrays["normals"] = renderer.render(mesh, settings.synth_size, passes=("normals",)).normals
                 path.parent.mkdir(parents=True, exist_ok=True)
