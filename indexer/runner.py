@@ -397,6 +397,8 @@ def verify_version(version_dir: Path, check_sources: bool = True) -> list[str]:
     missing = [e.shape_id for e in manifest.shapes if not (index.directory / e.thumbnail).is_file()]
     if missing:
         problems.append(f"{len(missing)} thumbnails missing, e.g. {missing[:3]}")
+    if problems:  # the checks below index the arrays by the manifest's rows
+        return problems
     if count and manifest.index_kind == "exact":
         sample = np.arange(0, count, max(1, count // 50))
         _, top = index.index.search(index.vectors[sample], 1)

@@ -10,7 +10,9 @@ from pathlib import Path
 import typer
 
 from photo2cad import __version__
+from photo2cad.demo_cli import demo
 from photo2cad.index_cli import index_app
+from photo2cad.serve_cli import serve
 from photo2cad.train_cli import eval_command, train_app
 
 app = typer.Typer(
@@ -21,6 +23,8 @@ app = typer.Typer(
 app.add_typer(index_app, name="index")
 app.add_typer(train_app, name="train")
 app.command("eval")(eval_command)
+app.command("serve")(serve)
+app.command("demo")(demo)
 weights_app = typer.Typer(help="Inspect and create checkpoints (safetensors + JSON header).", no_args_is_help=True)
 app.add_typer(weights_app, name="weights")
 

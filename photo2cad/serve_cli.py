@@ -10,16 +10,18 @@ import typer
 from service.settings import ServiceSettings
 
 
-def _help(field: str, extra: str = "") -> str:
+def _help(field: str, show_default: bool = True) -> str:
     info = ServiceSettings.model_fields[field]
-    default = "required" if info.is_required() else f"default: {info.default}"
-    description = info.description or ""
-    return f"{description}{extra} [{default}; env PHOTO2CAD_{field.upper()}]"
+    default = f"default: {info.default}; " if show_default else ""
+    # Parentheses, not brackets: typer's rich help would read [..] as markup and drop it.
+    return f"{info.description or ''} ({default}env PHOTO2CAD_{field.upper()})"
 
 
 def serve(
-    index: Path = typer.Option(..., "--index", envvar="PHOTO2CAD_INDEX", help=_help("index")),
-    weights: Path | None = typer.Option(None, help=_help("weights")),
+    index: Path = typer.Option(
+        ..., "--index", envvar="PHOTO2CAD_INDEX", help=ServiceSettings.model_fields["index"].description
+    ),
+    weights: Path | None = typer.Option(None, help=_help("weights", show_default=False)),
     allow_weights_mismatch: bool = typer.Option(
         False, "--allow-weights-mismatch", help=_help("allow_weights_mismatch")
     ),
@@ -30,6 +32,7 @@ def serve(
     batch_max_wait_ms: float | None = typer.Option(None, help=_help("batch_max_wait_ms")),
     reload_poll_seconds: float | None = typer.Option(None, help=_help("reload_poll_seconds")),
     limit_concurrency: int | None = typer.Option(None, help=_help("limit_concurrency")),
+    torch_threads: int | None = typer.Option(None, help=_help("torch_threads", show_default=False)),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request."),
 ) -> None:
     """Serve retrieval over HTTP: POST /retrieve, a demo page at /, /docs, /metrics, /healthz, /readyz.
@@ -40,10 +43,9 @@ def serve(
     shows in the process list. Upload and image limits: PHOTO2CAD_MAX_UPLOAD_BYTES, PHOTO2CAD_MAX_IMAGE_PIXELS,
     PHOTO2CAD_MIN_IMAGE_SIDE, PHOTO2CAD_MAX_ASPECT_RATIO.
     """
-    import uvicorn
     from pydantic import ValidationError
 
-    from service.app import create_app, plan_startup
+    from service.app import plan_startup
     from service.errors import ServiceConfigError
 
     given: dict[str, Any] = {
@@ -56,6 +58,7 @@ def serve(
         "batch_max_wait_ms": batch_max_wait_ms,
         "reload_poll_seconds": reload_poll_seconds,
         "limit_concurrency": limit_concurrency,
+        "torch_threads": torch_threads,
     }
     if allow_weights_mismatch:
         given["allow_weights_mismatch"] = True
@@ -70,6 +73,15 @@ def serve(
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from err
     typer.echo(f"index {plan.version_dir}, weights {plan.weights}; listening on http://{settings.host}:{settings.port}")
+    run_service(settings, access_log=access_log)
+
+
+def run_service(settings: ServiceSettings, access_log: bool = True) -> None:
+    """Start uvicorn on the app for `settings` (blocks until the server stops)."""
+    import uvicorn
+
+    from service.app import create_app
+
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -81,4 +93,7 @@ def serve(
 
 
 if __name__ == "__main__":
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     typer.run(serve)

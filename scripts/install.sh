@@ -15,9 +15,13 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 APT_PACKAGES="libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libosmesa6"
+# Headless Chromium drives the service page's browser test (skipped where it is missing).
+APT_TEST_PACKAGES="chromium chromium-driver"
 
 if command -v apt-get >/dev/null 2>&1; then
-  missing=$(for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+  wanted="$APT_PACKAGES"
+  [ "${PHOTO2CAD_NO_BROWSER:-0}" = 1 ] || wanted="$wanted $APT_TEST_PACKAGES"
+  missing=$(for p in $wanted; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
   if [ -n "$missing" ]; then
     if [ "$(id -u)" = 0 ]; then
       echo "==> installing system libraries for headless rendering: $missing"

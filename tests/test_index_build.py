@@ -177,3 +177,14 @@ def test_cli_build_info_verify(tmp_path: Path, tiny_weights: Path) -> None:
 def test_cli_on_a_directory_without_index_says_so(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["index", "info", str(tmp_path)])
     assert result.exit_code == 2 and "holds no index" in result.output
+
+
+def test_verify_reports_vectors_shorter_than_the_manifest(tmp_path: Path, tiny_weights: Path) -> None:
+    pool, out = tmp_path / "pool", tmp_path / "index"
+    write_pool(pool, count=3, corrupt=False)
+    build_index(request_for(pool, out, tiny_weights))
+    version = layout.current_version(out)
+    vectors = np.load(version / layout.VECTORS)
+    np.save(version / layout.VECTORS, vectors[:1])
+    problems = verify_index(out)
+    assert problems and "shape vectors are (1, 32)" in problems[0]

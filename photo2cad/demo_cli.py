@@ -1,0 +1,80 @@
+"""`photo2cad demo`: the embedded default a newcomer meets first.
+
+First run: generate the seeded demo furniture catalogue, index it with the bundled weights (progress bar), then
+serve the page and the API. Later runs reuse both and start serving at once.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import typer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WORKDIR = Path("photo2cad-demo")
+
+
+def prepare_demo(workdir: Path, shapes_per_category: int, device: str, progress: bool = True) -> tuple[Path, Path]:
+    """The demo catalogue and its index under `workdir`, made or brought up to date; returns (catalogue, index)."""
+    from indexer import layout
+    from indexer.meshes import file_checksum
+    from indexer.runner import BuildRequest, build_index
+    from indexer.search import open_index
+    from indexer.settings import RenderSettings
+    from models.datasets.demo import generate_demo
+    from weights.bundled import resolve_amvml
+    from weights.checkpoint import read_header
+
+    catalogue = workdir / "catalogue"
+    summary = generate_demo(catalogue, shapes_per_category=shapes_per_category, progress=progress)
+    log.info("demo catalogue: %d shapes, %d photos in %s", summary.shapes, summary.photos, catalogue)
+    weights = resolve_amvml(None)
+    header = read_header(weights)
+    render = RenderSettings(num_views=int(header.config["num_views"]), embed_size=int(header.config["image_size"]))
+    index_dir = workdir / "index"
+    if layout.has_index(index_dir):
+        manifest = open_index(index_dir).manifest
+        if manifest.weights.sha256 == file_checksum(weights) and manifest.render_identity == render.identity():
+            return catalogue, index_dir
+        log.info("the demo index was built with other weights: building it again")
+    build_index(
+        BuildRequest(
+            pool=catalogue / "pool", out=index_dir, weights=weights, render=render, device=device, progress=progress
+        )
+    )
+    return catalogue, index_dir
+
+
+def example_photo(catalogue: Path) -> Path | None:
+    with (catalogue / "queries.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            if row["split"] == "test":
+                return catalogue / row["image"]
+    return None
+
+
+def demo(
+    workdir: Path = typer.Option(DEFAULT_WORKDIR, help="Where the demo catalogue and its index are kept."),
+    shapes_per_category: int = typer.Option(60, min=1, help="Demo models per category (bed, chair, sofa, table)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 exposes it to the network)."),
+    port: int = typer.Option(8000, help="Port of the page and the API."),
+    device: str = typer.Option("auto", help="auto (GPU when present), cpu or cuda."),
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve after preparing (default) or just prepare."),
+) -> None:
+    """Generate a demo furniture catalogue (a few hundred models in obj/glb/ply/stl/off, plus photos with ground
+    truth), index it with the bundled weights, and serve the page and the API on it. Open the printed address and
+    drop a photo from the catalogue's photos/ folder (the test split is listed in queries.csv)."""
+    from photo2cad.serve_cli import run_service
+    from service.settings import ServiceSettings
+    from weights.bundled import resolve_amvml
+
+    catalogue, index_dir = prepare_demo(workdir, shapes_per_category, device)
+    photo = example_photo(catalogue)
+    typer.echo(f"demo index ready in {index_dir}")
+    if photo is not None:
+        typer.echo(f"try: curl -F photo=@{photo} http://{host}:{port}/retrieve")
+    if serve:
+        run_service(ServiceSettings(index=index_dir, weights=resolve_amvml(None), host=host, port=port, device=device))

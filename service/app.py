@@ -1,0 +1,161 @@
+"""The app factory and its lifespan: load the encoder and the index once, batch queries, follow new versions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from fastapi import FastAPI
+
+from indexer import layout
+from indexer.manifest import Manifest
+from indexer.store import gpu_available
+from photo2cad import __version__
+from photo2cad.device import pick_device
+from service.batcher import MicroBatcher
+from service.encoder import QueryEncoder, choose_weights, compatibility_problems, file_sha256
+from service.errors import ServiceConfigError, install_error_handlers
+from service.images import ImageLimits
+from service.index_state import IndexHolder, LoadedIndex, ReloadOutcome, follows_current, load_initial, resolve_version
+from service.limits import BodySizeLimitMiddleware
+from service.metrics import RequestMetricsMiddleware, ServiceMetrics
+from service.routes import admin, ops, retrieve, shapes
+from service.routes.page import page_router
+from service.settings import ServiceSettings
+from service.state import ServiceState
+from weights.checkpoint import CheckpointError, read_header
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StartupPlan:
+    version_dir: Path
+    weights: Path
+    weights_sha256: str
+
+
+def plan_startup(settings: ServiceSettings) -> StartupPlan:
+    """Which index version and weights would serve, refusing weights that do not fit the index; loads nothing."""
+    try:
+        version_dir = resolve_version(settings.index)
+        manifest = Manifest.read(version_dir)
+    except (layout.IndexNotFoundError, OSError, ValueError) as err:
+        raise ServiceConfigError(f"cannot read the index at {settings.index}: {err}") from err
+    weights = choose_weights(settings.weights, manifest)
+    try:
+        header = read_header(weights)
+    except CheckpointError as err:
+        raise ServiceConfigError(str(err)) from err
+    embedding_dim = header.embedding_dim or int(header.config.get("embedding_dim", 0))
+    sha256 = file_sha256(weights)
+    problems = compatibility_problems(sha256, embedding_dim, manifest, settings.allow_weights_mismatch)
+    if problems:
+        raise ServiceConfigError("; ".join(problems))
+    if sha256 != manifest.weights.sha256:
+        log.warning(
+            "serving weights %s, not %s that index %s was built with", weights, manifest.weights.path, manifest.version
+        )
+    return StartupPlan(version_dir, weights, sha256)
+
+
+def _load_state(settings: ServiceSettings, metrics: ServiceMetrics) -> ServiceState:
+    plan = plan_startup(settings)
+    device = pick_device(settings.device)
+    encoder = QueryEncoder.load(plan.weights, device, plan.weights_sha256)
+
+    def fits(manifest: Manifest) -> list[str]:
+        return compatibility_problems(
+            encoder.weights_sha256, encoder.embedding_dim, manifest, settings.allow_weights_mismatch
+        )
+
+    def record(outcome: ReloadOutcome, serving: LoadedIndex) -> None:
+        if outcome.outcome != "unchanged":
+            metrics.reloads.labels(outcome.outcome).inc()
+        metrics.serving(serving.version, serving.size)
+
+    use_gpu = device.type == "cuda" and gpu_available()
+    initial = load_initial(settings.index, use_gpu, fits)
+    holder = IndexHolder(settings.index, initial, fits, use_gpu, on_outcome=record)
+    metrics.serving(initial.version, initial.size)
+    encoder.warm_up()
+    batcher = MicroBatcher(
+        encoder.embed,
+        max_size=settings.batch_max_size,
+        max_wait_s=settings.batch_max_wait_ms / 1000.0,
+        on_batch=lambda size, _seconds: metrics.batch_size.observe(size),
+        thread_name="photo2cad-encoder",
+    )
+    limits = ImageLimits(settings.max_image_pixels, settings.min_image_side, settings.max_aspect_ratio)
+    log.info(
+        "serving index %s (%d shapes, %s) with weights %s on %s",
+        initial.version,
+        initial.size,
+        initial.directory,
+        plan.weights,
+        device,
+    )
+    return ServiceState(settings, encoder, holder, batcher, metrics, limits)
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    metrics = ServiceMetrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Process-wide, so set before the encoder's thread starts (it takes the count then) and restored at
+        # shutdown (tests build many apps in one process). Two threads on two cores stall for whole scheduler
+        # slices whenever a third thread (decoding, the event loop, another process) runs: docs/service.md.
+        threads_before = torch.get_num_threads()
+        torch.set_num_threads(settings.encoder_threads())
+        try:
+            try:
+                state = await asyncio.to_thread(_load_state, settings, metrics)
+            except ServiceConfigError as err:
+                log.error("cannot start: %s", err)
+                raise
+            state.batcher.start()
+            watcher = None
+            if follows_current(settings.index) and settings.reload_poll_seconds > 0:
+                watcher = asyncio.create_task(state.holder.watch(settings.reload_poll_seconds), name="index-watcher")
+            app.state.service = state
+            try:
+                yield
+            finally:
+                state.ready = False
+                if watcher is not None:
+                    watcher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watcher
+                await state.batcher.stop()
+        finally:
+            torch.set_num_threads(threads_before)
+
+    app = FastAPI(
+        title="photo2cad",
+        version=__version__,
+        summary="Photo in, ranked 3D CAD models out.",
+        lifespan=lifespan,
+    )
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.include_router(retrieve.router)
+    app.include_router(shapes.router)
+    app.include_router(ops.router)
+    if settings.admin_token is not None:
+        app.include_router(admin.router)
+    app.include_router(page_router())
+    # Added last = outermost: the metrics see the 413s the body limit answers before any route runs.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """For `uvicorn --factory service.app:create_app_from_env` with PHOTO2CAD_* variables."""
+    return create_app(ServiceSettings())  # type: ignore[call-arg]

@@ -1,0 +1,128 @@
+"""The query side of AMV-ML: which weights to serve, whether they fit the index, and batched photo embedding."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from indexer.manifest import Manifest
+from models import AMVML
+from service.errors import ServiceConfigError
+from weights.bundled import NoWeightsError, resolve_amvml
+from weights.checkpoint import CheckpointError, load_amvml
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PhotoInput:
+    photo: torch.Tensor  # (3, S, S) float in [0, 1]
+    mask: torch.Tensor | None  # (1, S, S) in {0, 1}; None: the network's mask head weights the pooling
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def choose_weights(given: Path | None, manifest: Manifest) -> Path:
+    """The given checkpoint, else the one the index was built with (if it is still there), else the bundled one."""
+    if given is not None:
+        return given
+    indexed = Path(manifest.weights.path)
+    if indexed.is_file():
+        return indexed
+    try:
+        return resolve_amvml(None)
+    except NoWeightsError as err:
+        raise ServiceConfigError(
+            f"the index was built with {indexed}, which is gone, and no weights are bundled; pass --weights"
+        ) from err
+
+
+def compatibility_problems(
+    weights_sha256: str, embedding_dim: int, manifest: Manifest, allow_weights_mismatch: bool
+) -> list[str]:
+    """Why photos embedded with these weights cannot be searched in this index version (empty: they can)."""
+    problems = []
+    if embedding_dim != manifest.embedding_dim:
+        problems.append(
+            f"the weights embed photos into {embedding_dim}-D vectors but index {manifest.version} holds "
+            f"{manifest.embedding_dim}-D shape vectors"
+        )
+    elif weights_sha256 != manifest.weights.sha256 and not allow_weights_mismatch:
+        problems.append(
+            f"the weights (sha256 {weights_sha256[:12]}) are not those index {manifest.version} was built with "
+            f"({manifest.weights.path}, sha256 {manifest.weights.sha256[:12]}): photo and shape embeddings would "
+            "not be comparable. Serve the index's weights, rebuild the index, or pass --allow-weights-mismatch"
+        )
+    return problems
+
+
+class QueryEncoder:
+    """AMV-ML's photo branch on one device; not thread-safe for `embed`, which the batcher runs in one thread."""
+
+    def __init__(self, model: AMVML, weights_path: Path, weights_sha256: str, device: torch.device) -> None:
+        self.model = model
+        self.weights_path = weights_path
+        self.weights_sha256 = weights_sha256
+        self.device = device
+
+    @classmethod
+    def load(cls, path: Path, device: torch.device, sha256: str | None = None) -> QueryEncoder:
+        try:
+            model, _ = load_amvml(path, device)
+        except CheckpointError as err:
+            raise ServiceConfigError(str(err)) from err
+        # NHWC: oneDNN's convolutions run 10-20 % faster on it on a CPU (docs/service.md); same numbers out.
+        model = model.to(memory_format=torch.channels_last)
+        return cls(model, path, sha256 or file_sha256(path), device)
+
+    @property
+    def image_size(self) -> int:
+        return self.model.config.image_size
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.model.config.embedding_dim
+
+    def embed(self, inputs: Sequence[PhotoInput]) -> list[np.ndarray]:
+        """One (D,) float32 L2-normalised embedding per input, in order."""
+        embeddings: list[np.ndarray | None] = [None] * len(inputs)
+        with_mask = [i for i, item in enumerate(inputs) if item.mask is not None]
+        without_mask = [i for i, item in enumerate(inputs) if item.mask is None]
+        with torch.inference_mode():
+            # embed_photo takes one mask for the whole batch or none: a mixed batch is two forward passes.
+            for rows in (without_mask, with_mask):
+                if not rows:
+                    continue
+                photos = torch.stack([inputs[i].photo for i in rows]).to(self.device, non_blocking=True)
+                photos = photos.contiguous(memory_format=torch.channels_last)
+                masks = None
+                if rows is with_mask:
+                    masks = torch.stack([inputs[i].mask for i in rows]).to(self.device)  # type: ignore[misc]
+                vectors = self.model.embed_photo(photos, masks).embedding.float().cpu().numpy()
+                for row, vector in zip(rows, vectors, strict=True):
+                    embeddings[row] = vector
+        return [e for e in embeddings if e is not None]
+
+    def rerank(self, query: np.ndarray, view_embeddings: np.ndarray) -> np.ndarray:
+        """Scores (N,) of N candidates' views (N, V, D) against one query (D,), by query-conditioned attention."""
+        with torch.inference_mode():
+            queries = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32)).unsqueeze(0).to(self.device)
+            views = torch.from_numpy(np.asarray(view_embeddings, dtype=np.float32)).to(self.device)
+            return self.model.rerank_scores(queries, views)[0].float().cpu().numpy()
+
+    def warm_up(self) -> None:
+        """One forward pass at start-up, so the first user does not pay for lazy initialisation."""
+        size = self.image_size
+        self.embed([PhotoInput(torch.full((3, size, size), 0.5), None)])

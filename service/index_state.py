@@ -1,0 +1,172 @@
+"""The index being served, and swapping in a new version without dropping a request.
+
+A request takes `IndexHolder.current` once and uses that object to the end, so a swap in the middle of it can never
+mix two versions. A new version is validated (the indexer's own checks plus fit with the served weights) before it
+is swapped in; a broken one is refused and the old one keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from indexer import layout
+from indexer.manifest import MANIFEST_NAME, Manifest, ShapeEntry
+from indexer.runner import verify_version
+from indexer.search import OpenIndex, open_index
+from service.errors import ServiceConfigError, ShapeNotFound
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedIndex:
+    index: OpenIndex
+    row_by_id: dict[str, int]
+    categories: tuple[str, ...]
+    pool_root: Path  # resolved, the boundary no mesh path may leave
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.index.manifest
+
+    @property
+    def version(self) -> str:
+        return self.index.manifest.version
+
+    @property
+    def directory(self) -> Path:
+        return self.index.directory
+
+    @property
+    def size(self) -> int:
+        return self.index.size
+
+    def entry(self, shape_id: str) -> ShapeEntry:
+        row = self.row_by_id.get(shape_id)
+        if row is None:
+            raise ShapeNotFound(f"no shape {shape_id!r} in index {self.version}")
+        return self.manifest.shapes[row]
+
+    def view_embeddings(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), V, D) float32 for the given rows; the file stays memory-mapped."""
+        return np.asarray(self.index.view_embeddings[rows], dtype=np.float32)
+
+
+def load_index(directory: Path, use_gpu: bool = False) -> LoadedIndex:
+    index = open_index(directory, use_gpu=use_gpu)
+    row_by_id = {entry.shape_id: row for row, entry in enumerate(index.manifest.shapes)}
+    categories = tuple(sorted(index.rows_by_category))
+    return LoadedIndex(index, row_by_id, categories, Path(index.manifest.pool_root).resolve())
+
+
+def follows_current(path: Path) -> bool:
+    """An index root (with a `current` pointer) is followed; a version directory is served as it is."""
+    return not (path / MANIFEST_NAME).is_file()
+
+
+def resolve_version(path: Path) -> Path:
+    return layout.current_version(path) if follows_current(path) else path.resolve()
+
+
+def validate_and_load(
+    directory: Path, use_gpu: bool, fits: Callable[[Manifest], list[str]]
+) -> tuple[LoadedIndex | None, list[str]]:
+    """The loaded version, or None and every reason it must not serve."""
+    problems = verify_version(directory, check_sources=False)
+    if problems:
+        return None, problems
+    loaded = load_index(directory, use_gpu)
+    problems = fits(loaded.manifest)
+    return (None, problems) if problems else (loaded, [])
+
+
+def load_initial(path: Path, use_gpu: bool, fits: Callable[[Manifest], list[str]]) -> LoadedIndex:
+    try:
+        directory = resolve_version(path)
+    except layout.IndexNotFoundError as err:
+        raise ServiceConfigError(str(err)) from err
+    loaded, problems = validate_and_load(directory, use_gpu, fits)
+    if loaded is None:
+        raise ServiceConfigError(f"index {directory} cannot serve: " + "; ".join(problems))
+    return loaded
+
+
+Outcome = Literal["reloaded", "unchanged", "refused"]
+
+
+@dataclass(frozen=True)
+class ReloadOutcome:
+    outcome: Outcome
+    version: str  # the version serving after the attempt
+    previous_version: str
+    candidate: str | None = None  # the version directory looked at
+    problems: list[str] = field(default_factory=list)
+
+
+class IndexHolder:
+    def __init__(
+        self,
+        path: Path,
+        initial: LoadedIndex,
+        fits: Callable[[Manifest], list[str]],
+        use_gpu: bool = False,
+        on_outcome: Callable[[ReloadOutcome, LoadedIndex], None] | None = None,
+    ) -> None:
+        self.path = path
+        self.current = initial
+        self._fits = fits
+        self._use_gpu = use_gpu
+        self._on_outcome = on_outcome
+        self._lock = asyncio.Lock()
+        self._refused: str | None = None  # the last refused target (or pointer error), so the watcher reports it once
+
+    async def reload(self, retry_refused: bool = True) -> ReloadOutcome:
+        """Swap in the version `current` points at now, if it differs from the one serving and validates."""
+        async with self._lock:
+            serving = self.current
+            unchanged = ReloadOutcome("unchanged", serving.version, serving.version, serving.directory.name)
+            try:
+                target = resolve_version(self.path)
+            except layout.IndexNotFoundError as err:
+                if str(err) == self._refused and not retry_refused:
+                    return unchanged
+                self._refused = str(err)
+                log.error("cannot follow %s, still serving %s: %s", self.path, serving.version, err)
+                return self._finish(ReloadOutcome("refused", serving.version, serving.version, None, [str(err)]))
+            if target == serving.directory.resolve() or (str(target) == self._refused and not retry_refused):
+                return unchanged
+            try:
+                loaded, problems = await asyncio.to_thread(validate_and_load, target, self._use_gpu, self._fits)
+            except Exception as err:  # noqa: BLE001 - whatever breaks, the old version keeps serving
+                loaded, problems = None, [f"{type(err).__name__}: {err}"]
+            if loaded is None:
+                self._refused = str(target)
+                log.error(
+                    "refused index version %s, still serving %s: %s", target, serving.version, "; ".join(problems)
+                )
+                return self._finish(ReloadOutcome("refused", serving.version, serving.version, target.name, problems))
+            self.current = loaded
+            self._refused = None
+            log.info("now serving index version %s (%d shapes), was %s", loaded.version, loaded.size, serving.version)
+            return self._finish(ReloadOutcome("reloaded", loaded.version, serving.version, target.name))
+
+    def _finish(self, outcome: ReloadOutcome) -> ReloadOutcome:
+        if self._on_outcome is not None:
+            self._on_outcome(outcome, self.current)
+        return outcome
+
+    async def watch(self, interval_s: float) -> None:
+        """Poll the `current` pointer forever (run as a task; cancel it to stop)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.reload(retry_refused=False)
+            except Exception:  # noqa: BLE001 - the watcher must outlive any one failure
+                log.exception("checking %s for a new index version failed", self.path)

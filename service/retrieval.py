@@ -1,0 +1,92 @@
+"""The retrieval pipeline as plain functions: uploaded bytes -> encoder input, and embedding -> ranked rows."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import numpy as np
+
+from models.preprocess import mask_to_tensor, photo_to_tensor
+from service.encoder import PhotoInput
+from service.errors import BadImage, UnknownCategory
+from service.images import ImageLimits, check_mask_fits, decode_image
+from service.index_state import LoadedIndex
+
+# (query (D,), candidates' view embeddings (N, V, D)) -> (N,) scores
+Reranker = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class PreparedQuery:
+    encoder_input: PhotoInput
+    decode_s: float
+    preprocess_s: float
+
+
+@dataclass(frozen=True)
+class RankedRow:
+    row: int
+    score: float
+    search_score: float
+
+
+@dataclass(frozen=True)
+class Ranking:
+    rows: list[RankedRow]
+    search_s: float
+    rerank_s: float
+
+
+def prepare_query(photo: bytes, mask: bytes | None, limits: ImageLimits, image_size: int) -> PreparedQuery:
+    """Decode and check the photo (and mask), then letterbox them exactly as training did."""
+    started = time.perf_counter()
+    # 2x the input side keeps the JPEG draft decoder's downscaling well above what letterboxing throws away.
+    decoded_photo = decode_image(photo, "photo", limits, draft_side=2 * image_size)
+    decoded_mask = None
+    if mask is not None:
+        decoded_mask = decode_image(mask, "mask", limits)
+        check_mask_fits(decoded_photo, decoded_mask)
+    decoded = time.perf_counter()
+    try:
+        photo_tensor = photo_to_tensor(decoded_photo.image, image_size)
+        mask_tensor = mask_to_tensor(decoded_mask.image, image_size) if decoded_mask is not None else None
+    except (ValueError, OSError) as err:  # a pixel mode Pillow decodes but cannot convert
+        raise BadImage(f"the photo or mask cannot be converted to RGB / grey: {err}") from err
+    return PreparedQuery(PhotoInput(photo_tensor, mask_tensor), decoded - started, time.perf_counter() - decoded)
+
+
+def check_category(index: LoadedIndex, category: str | None) -> None:
+    if category is not None and category not in index.categories:
+        known = ", ".join(index.categories) or "none (this index has no categories)"
+        raise UnknownCategory(f"unknown category {category!r}; the index knows: {known}")
+
+
+def rank_shapes(
+    index: LoadedIndex,
+    query: np.ndarray,
+    top_k: int,
+    category: str | None = None,
+    reranker: Reranker | None = None,
+    rerank_factor: int = 5,
+) -> Ranking:
+    """The best `top_k` rows for one (D,) query; with a reranker, the best `rerank_factor * top_k` re-scored."""
+    started = time.perf_counter()
+    wanted = top_k * rerank_factor if reranker is not None else top_k
+    hits = index.index.search(query.reshape(1, -1).astype(np.float32), wanted, category)[0]
+    searched = time.perf_counter()
+    if reranker is None or not hits:
+        return Ranking([RankedRow(h.row, h.score, h.score) for h in hits[:top_k]], searched - started, 0.0)
+    rows = np.array([h.row for h in hits], dtype=np.int64)
+    scores = reranker(query, index.view_embeddings(rows))
+    order = np.argsort(-scores, kind="stable")[:top_k]
+    ranked = [RankedRow(int(rows[i]), float(scores[i]), hits[i].score) for i in order]
+    return Ranking(ranked, searched - started, time.perf_counter() - searched)
+
+
+def shape_urls(root_path: str, shape_id: str) -> tuple[str, str]:
+    """(thumbnail URL, mesh URL), relative to the server so they work behind a proxy's path prefix too."""
+    base = f"{root_path}/shapes/{quote(shape_id, safe='/')}"
+    return f"{base}/thumbnail", f"{base}/mesh"

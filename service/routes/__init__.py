@@ -1,0 +1,1 @@
+"""HTTP routes: each parses, calls the pipeline's functions and formats their results."""

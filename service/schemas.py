@@ -1,0 +1,127 @@
+"""Every request and response body of the HTTP API, so that /docs describes the API completely."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from fastapi import UploadFile
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+TOP_K_DEFAULT = 10
+TOP_K_MAX = 100
+
+
+class RetrieveForm(BaseModel):
+    """multipart/form-data of POST /retrieve."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    photo: UploadFile = Field(description="the photo: JPEG, PNG or WebP (the bytes decide, not the declared type)")
+    mask: UploadFile | None = Field(
+        None,
+        description="optional object mask of the same size as the photo (non-zero = object); without one the "
+        "network's own mask head weights the photo",
+    )
+    top_k: int = Field(TOP_K_DEFAULT, ge=1, le=TOP_K_MAX, description="how many shapes to return")
+    category: str | None = Field(None, description="rank only shapes of this category (see GET /index)")
+    rerank: bool = Field(
+        False,
+        description="re-score the best candidates (rerank_factor x top_k) with query-conditioned view attention",
+    )
+
+    @field_validator("category", mode="before")
+    @classmethod
+    def _empty_category_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+
+class StageTimings(BaseModel):
+    decode_ms: float = Field(description="reading and decoding the uploaded images")
+    preprocess_ms: float = Field(description="letterboxing to the network's input size")
+    queue_ms: float = Field(description="waiting for the encoder (batching with concurrent requests)")
+    encode_ms: float = Field(description="the encoder's forward pass over this request's batch")
+    search_ms: float = Field(description="nearest-neighbour search in the index")
+    rerank_ms: float = Field(description="re-ranking the candidates (0 without rerank)")
+    total_ms: float = Field(description="from the request's arrival at the route to its answer")
+
+
+class RankedShape(BaseModel):
+    rank: int = Field(description="1 = best match")
+    shape_id: str
+    score: float = Field(description="cosine similarity used for the ranking (the re-ranking score with rerank)")
+    search_score: float = Field(description="cosine similarity of photo and shape vector in the index")
+    category: str | None
+    thumbnail_url: str
+    mesh_url: str
+
+
+class RetrieveResponse(BaseModel):
+    index_version: str
+    results: list[RankedShape]
+    reranked: bool
+    batch_size: int = Field(description="photos embedded together with this one")
+    timings: StageTimings
+
+
+class ShapeInfo(BaseModel):
+    shape_id: str
+    category: str | None
+    source_path: str = Field(description="the mesh file, relative to the pool")
+    checksum: str = Field(description="sha256 of the mesh file")
+    thumbnail_url: str
+    mesh_url: str
+    index_version: str
+
+
+class CategoryCount(BaseModel):
+    name: str
+    shapes: int
+
+
+class WeightsInfo(BaseModel):
+    path: str
+    sha256: str
+    matches_index: bool = Field(description="false only when served with --allow-weights-mismatch")
+
+
+class IndexInfo(BaseModel):
+    version: str
+    created_at: datetime
+    shapes: int
+    categories: list[CategoryCount]
+    views_per_shape: int
+    embedding_dim: int
+    index_kind: str
+    weights: WeightsInfo = Field(description="the weights serving queries")
+    image_size: int = Field(description="side of the square the encoder sees")
+    top_k_max: int = TOP_K_MAX
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    ready: bool
+    index_version: str | None = None
+    shapes: int | None = None
+    device: str | None = None
+    detail: str | None = None
+
+
+class ReloadResult(BaseModel):
+    outcome: Literal["reloaded", "unchanged", "refused"]
+    version: str = Field(description="the version serving now")
+    previous_version: str
+    candidate: str | None = Field(None, description="the version directory `current` points at")
+    problems: list[str] = Field(default_factory=list)
+
+
+class ErrorMessage(BaseModel):
+    detail: str
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI entries for the errors a route answers with (422 is FastAPI's own, documented already)."""
+    return {status: {"model": ErrorMessage} for status in statuses}

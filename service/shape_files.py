@@ -1,0 +1,40 @@
+"""Files the service hands out (thumbnails, meshes), each resolved and kept inside the directory it belongs to."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from service.errors import OutsidePool, ShapeNotFound
+from service.index_state import LoadedIndex
+
+MESH_MEDIA_TYPES = {
+    ".obj": "model/obj",
+    ".stl": "model/stl",
+    ".glb": "model/gltf-binary",
+    ".gltf": "model/gltf+json",
+    ".ply": "application/octet-stream",
+    ".off": "application/octet-stream",
+}
+
+
+def contained_file(base: Path, relative: str, what: str) -> Path:
+    """`base / relative` with symlinks and '..' resolved; refused unless it is a file inside `base`."""
+    root = base.resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):
+        raise OutsidePool(f"the {what} resolves to a path outside {root}; refusing to serve it")
+    if not path.is_file():
+        raise ShapeNotFound(f"the {what} file is missing")
+    return path
+
+
+def thumbnail_file(index: LoadedIndex, shape_id: str) -> Path:
+    return contained_file(index.directory, index.entry(shape_id).thumbnail, f"thumbnail of {shape_id!r}")
+
+
+def mesh_file(index: LoadedIndex, shape_id: str) -> Path:
+    return contained_file(index.pool_root, index.entry(shape_id).source_path, f"mesh of {shape_id!r}")
+
+
+def mesh_media_type(path: Path) -> str:
+    return MESH_MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")

@@ -1,0 +1,39 @@
+"""What the lifespan loads once and every route reads: held in app.state, handed to routes by dependency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from fastapi import Request
+
+from service.batcher import MicroBatcher
+from service.encoder import PhotoInput, QueryEncoder
+from service.errors import NotReady
+from service.images import ImageLimits
+from service.index_state import IndexHolder
+from service.metrics import ServiceMetrics
+from service.settings import ServiceSettings
+
+
+@dataclass
+class ServiceState:
+    settings: ServiceSettings
+    encoder: QueryEncoder
+    holder: IndexHolder
+    batcher: MicroBatcher[PhotoInput, np.ndarray]
+    metrics: ServiceMetrics
+    limits: ImageLimits
+    ready: bool = True
+
+
+def service_state(request: Request) -> ServiceState:
+    state: ServiceState | None = getattr(request.app.state, "service", None)
+    if state is None or not state.ready:
+        raise NotReady("the service is starting or stopping; retry shortly")
+    return state
+
+
+def metrics_of(request: Request) -> ServiceMetrics:
+    metrics: ServiceMetrics = request.app.state.metrics
+    return metrics
