@@ -85,6 +85,7 @@ def weights_init(
     backbone: str = typer.Option("resnet34", help="AMV-ML backbone: resnet34 or efficientnet_lite0."),
     num_categories: int = typer.Option(4, help="Category count C (4 for Pix3D, 0 for the car sets)."),
     pretrained: bool = typer.Option(True, help="Start AMV-ML from ImageNet weights when they are available."),
+    image_size: int = typer.Option(224, help="AMV-ML view and photo side in pixels."),
 ) -> None:
     """Write an untrained network (ImageNet-initialised where possible) as a checkpoint."""
     from models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
@@ -92,7 +93,9 @@ def weights_init(
 
     model: AMVML | TextureSynthesisModule
     if architecture == "amvml":
-        model = AMVML(AMVMLConfig(backbone=backbone, num_categories=num_categories, pretrained=pretrained))  # type: ignore[arg-type]
+        model = AMVML(
+            AMVMLConfig(backbone=backbone, num_categories=num_categories, pretrained=pretrained, image_size=image_size)
+        )  # type: ignore[arg-type]
     elif architecture == "tsm":
         model = TextureSynthesisModule(TSMConfig(num_categories=num_categories))
     else:

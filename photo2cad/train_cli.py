@@ -27,6 +27,15 @@ def _dataset(layout: str, data: Path):  # type: ignore[no-untyped-def]
         raise typer.Exit(2) from err
 
 
+def _tsm_size(tsm_weights: Path | None) -> int:
+    """Normal maps are rendered at the side the TSM was trained on."""
+    if tsm_weights is None:
+        return 256
+    from weights.checkpoint import read_header
+
+    return int(read_header(tsm_weights).config["image_size"])
+
+
 @train_app.command("amvml")
 def train_amvml_command(
     data: Path = typer.Argument(..., help="Dataset root."),
@@ -87,7 +96,7 @@ def train_amvml_command(
         out,
         model_config,
         config,
-        RenderSettings(num_views=views, embed_size=image_size),
+        RenderSettings(num_views=views, embed_size=image_size, synth_size=_tsm_size(tsm_weights)),
         cache,
         pick_device(device),
         tsm_weights=tsm_weights,

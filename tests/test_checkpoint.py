@@ -128,3 +128,15 @@ def test_a_missing_file_is_refused(tmp_path: Path) -> None:
 
 def test_saving_leaves_no_partial_file(saved_amvml: Path) -> None:
     assert [p.name for p in saved_amvml.parent.iterdir()] == ["amvml.safetensors"]
+
+
+def test_a_half_precision_checkpoint_loads_into_float32(tmp_path: Path, small_amvml: AMVML) -> None:
+    path = save_checkpoint(tmp_path / "half.safetensors", small_amvml, header_for(small_amvml), half=True)
+    full = save_checkpoint(tmp_path / "full.safetensors", small_amvml, header_for(small_amvml))
+    assert path.stat().st_size < 0.6 * full.stat().st_size
+    loaded, _ = load_amvml(path)
+    assert loaded.photo_projection.weight.dtype == torch.float32
+    views = torch.rand(1, 2, 3, 64, 64)
+    with torch.no_grad():
+        a, b = loaded.embed_views(views).embedding, small_amvml.embed_views(views).embedding
+    assert torch.allclose(a, b, atol=2e-2)

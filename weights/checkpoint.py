@@ -63,11 +63,17 @@ def header_for(
     )
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, header: CheckpointHeader) -> Path:
-    """Write atomically: a crash mid-write never leaves a half checkpoint under `path`."""
+def save_checkpoint(path: str | Path, model: nn.Module, header: CheckpointHeader, half: bool = False) -> Path:
+    """Write atomically: a crash mid-write never leaves a half checkpoint under `path`.
+
+    `half` stores floating-point tensors as float16 (half the size, for weights that ship in git); loading casts
+    them back to the network's float32.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    if half:
+        tensors = {name: t.half() if t.is_floating_point() else t for name, t in tensors.items()}
     partial = path.with_name(path.name + ".partial")
     save_file(tensors, str(partial), metadata={HEADER_KEY: header.model_dump_json()})
     partial.replace(path)
