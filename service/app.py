@@ -14,11 +14,12 @@ from fastapi import FastAPI
 
 from indexer import layout
 from indexer.manifest import Manifest
+from indexer.meshes import file_checksum
 from indexer.store import gpu_available
 from photo2cad import __version__
 from photo2cad.device import pick_device
 from service.batcher import MicroBatcher
-from service.encoder import QueryEncoder, choose_weights, compatibility_problems, file_sha256
+from service.encoder import QueryEncoder, choose_weights, compatibility_problems
 from service.errors import ServiceConfigError, install_error_handlers
 from service.images import ImageLimits
 from service.index_state import IndexHolder, LoadedIndex, ReloadOutcome, follows_current, load_initial, resolve_version
@@ -53,7 +54,7 @@ def plan_startup(settings: ServiceSettings) -> StartupPlan:
     except CheckpointError as err:
         raise ServiceConfigError(str(err)) from err
     embedding_dim = header.embedding_dim or int(header.config.get("embedding_dim", 0))
-    sha256 = file_sha256(weights)
+    sha256 = file_checksum(weights)
     problems = compatibility_problems(sha256, embedding_dim, manifest, settings.allow_weights_mismatch)
     if problems:
         raise ServiceConfigError("; ".join(problems))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 
 from indexer.manifest import Manifest
+from indexer.meshes import file_checksum
 from models import AMVML
 from service.errors import ServiceConfigError
 from weights.bundled import NoWeightsError, resolve_amvml
@@ -24,14 +24,6 @@ log = logging.getLogger(__name__)
 class PhotoInput:
     photo: torch.Tensor  # (3, S, S) float in [0, 1]
     mask: torch.Tensor | None  # (1, S, S) in {0, 1}; None: the network's mask head weights the pooling
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def choose_weights(given: Path | None, manifest: Manifest) -> Path:
@@ -85,7 +77,7 @@ class QueryEncoder:
             raise ServiceConfigError(str(err)) from err
         # NHWC: oneDNN's convolutions run 10-20 % faster on it on a CPU (docs/service.md); same numbers out.
         model = model.to(memory_format=torch.channels_last)
-        return cls(model, path, sha256 or file_sha256(path), device)
+        return cls(model, path, sha256 or file_checksum(path), device)
 
     @property
     def image_size(self) -> int:
