@@ -73,8 +73,8 @@ def render_shapes(
         try:
             mesh = normalise(load_mesh(record.path))
         except MeshLoadError as err:
-            failed.append(FailedShape(record, checksum, str(err)))
-            log.warning("skipped %s: %s", record.path, err)
+            failed.append(FailedShape(record, checksum, err.reason))
+            log.warning("skipped %s: %s", record.path, err.reason)
             continue
         finally:
             times.load += time.perf_counter() - start

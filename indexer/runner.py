@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -118,8 +119,6 @@ def _batches(items: Sequence[tuple[ShapeRecord, str]], size: int) -> Iterator[Se
 
 
 def _lock(build_dir: Path) -> int:
-    import os
-
     handle = os.open(build_dir / "lock", os.O_CREAT | os.O_RDWR)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -279,8 +278,6 @@ def build_index(
         layout.publish(request.out, version_dir)
         layout.prune_versions(request.out, keep=request.keep_versions)
     finally:
-        import os
-
         os.close(lock)
     shutil.rmtree(build_dir, ignore_errors=True)
     report = BuildReport(

@@ -6,7 +6,6 @@ from pathlib import Path
 
 BUNDLED_DIR = Path(__file__).resolve().parent
 DEFAULT_AMVML = BUNDLED_DIR / "amvml-demo.safetensors"
-DEFAULT_TSM = BUNDLED_DIR / "tsm-demo.safetensors"
 
 
 class NoWeightsError(Exception):
