@@ -16,10 +16,11 @@ path), a broken symlink, an unreadable folder. Symlinked files inside the root a
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from indexer.csvfile import read_csv_rows
 
 # Order matters: when one folder holds model.obj and model.ply, or chair.obj and chair.glb, the earlier suffix wins.
 MESH_SUFFIXES: tuple[str, ...] = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
@@ -86,44 +87,24 @@ def shape_id_for_mesh(relative_path: str) -> str:
 def read_categories_csv(path: Path) -> dict[str, str]:
     """Read ``shape_id,category`` rows; any malformed line raises PoolError naming the file and line."""
     path = Path(path)
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise PoolError(f"categories file not found: {path}") from None
+
+    def bad_row(line: int, reason: str) -> None:
+        raise PoolError(f"{path}: line {line}: {reason}")
+
     categories: dict[str, str] = {}
     first_line: dict[str, int] = {}
-    with handle:
-        reader = csv.reader(handle, strict=True)
-        try:
-            header = next(reader, None)
-            if header is None:
-                raise PoolError(f"{path}: empty file, expected a header 'shape_id,category'")
-            columns = [name.strip() for name in header]
-            missing = [name for name in ("shape_id", "category") if name not in columns]
-            if missing:
-                raise PoolError(f"{path}: line 1: header {header!r} lacks column(s) {', '.join(missing)}")
-            id_column, category_column = columns.index("shape_id"), columns.index("category")
-            for row in reader:
-                line = reader.line_num
-                if not any(cell.strip() for cell in row):
-                    continue
-                if len(row) != len(columns):
-                    raise PoolError(f"{path}: line {line}: expected {len(columns)} fields, got {len(row)}: {row!r}")
-                shape_id = row[id_column].strip().strip("/")
-                category = row[category_column].strip()
-                if not shape_id or not category:
-                    raise PoolError(f"{path}: line {line}: empty shape_id or category: {row!r}")
-                if shape_id in categories and categories[shape_id] != category:
-                    raise PoolError(
-                        f"{path}: line {line}: shape {shape_id!r} has category {category!r}, but line "
-                        f"{first_line[shape_id]} gave {categories[shape_id]!r}"
-                    )
-                categories[shape_id] = category
-                first_line.setdefault(shape_id, line)
-        except csv.Error as error:  # the reader has already counted the line it failed on
-            raise PoolError(f"{path}: near line {reader.line_num}: malformed CSV: {error}") from None
-        except UnicodeDecodeError as error:
-            raise PoolError(f"{path}: line {reader.line_num + 1}: not UTF-8 text: {error}") from None
+    for line, values in read_csv_rows(path, ("shape_id", "category"), PoolError, "categories file", bad_row):
+        shape_id = values["shape_id"].strip("/")
+        category = values["category"]
+        if not shape_id or not category:
+            raise PoolError(f"{path}: line {line}: empty shape_id or category: {values!r}")
+        if shape_id in categories and categories[shape_id] != category:
+            raise PoolError(
+                f"{path}: line {line}: shape {shape_id!r} has category {category!r}, but line "
+                f"{first_line[shape_id]} gave {categories[shape_id]!r}"
+            )
+        categories[shape_id] = category
+        first_line.setdefault(shape_id, line)
     return categories
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import random
@@ -10,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeGuard
 
+from indexer.csvfile import read_csv_rows
 from indexer.pool import PoolError, PoolListing, scan_pool
 from models.datasets.records import SPLITS, DatasetError, Split
 
@@ -101,34 +101,14 @@ def read_csv(
     A missing file, a missing required column or text the csv module cannot parse raise DatasetError; a row with the
     wrong number of fields is a broken record (raised or skipped by ``problems``).
     """
-    if not path.is_file():
-        raise DatasetError(f"{what} not found: {path}")
-    rows: list[tuple[int, dict[str, str]]] = []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle, strict=True)
-        try:
-            header = next(reader, None)
-            if header is None:
-                raise DatasetError(f"{path}: empty file, expected a header with {', '.join(required)}")
-            columns = [name.strip() for name in header]
-            missing = [name for name in required if name not in columns]
-            if missing:
-                raise DatasetError(f"{path}: line 1: header {header!r} lacks column(s) {', '.join(missing)}")
-            for row in reader:
-                line = reader.line_num
-                if not any(cell.strip() for cell in row):
-                    continue
-                if len(row) != len(columns):
-                    problems.report(path, f"line {line}", f"expected {len(columns)} fields, got {len(row)}: {row!r}")
-                    continue
-                values = {name: cell.strip() for name, cell in zip(columns, row, strict=True)}
-                for name in optional:
-                    values.setdefault(name, "")
-                rows.append((line, values))
-        except csv.Error as error:  # the reader has already counted the line it failed on
-            raise DatasetError(f"{path}: near line {reader.line_num}: malformed CSV: {error}") from None
-        except UnicodeDecodeError as error:
-            raise DatasetError(f"{path}: line {reader.line_num + 1}: not UTF-8 text: {error}") from None
+
+    def bad_row(line: int, reason: str) -> None:
+        problems.report(path, f"line {line}", reason)
+
+    rows = read_csv_rows(path, required, DatasetError, what, bad_row)
+    for _, values in rows:
+        for name in optional:
+            values.setdefault(name, "")
     return rows
 
 
