@@ -116,6 +116,9 @@ class AMVML(nn.Module):
         d = config.embedding_dim
         self.photo_projection = nn.Linear(final, d)
         self.view_projection = nn.Linear(final, d)
+        # Both branches start from the same backbone weights; starting both projections equal too means an untrained
+        # network already compares photos and views in one space (ImageNet features) instead of two random ones.
+        self.view_projection.load_state_dict(self.photo_projection.state_dict())
         self.photo_category_head = category_linear(final, config.num_categories)
         self.view_category_head = category_linear(final, config.num_categories)
         # Query-independent view attention: one vector per shape can live in the index.
@@ -124,6 +127,9 @@ class AMVML(nn.Module):
         )
         # Query-conditioned attention for re-ranking: a bilinear score between query and view embeddings.
         self.query_projection = nn.Linear(d, d)
+        # Identity at the start: each query first weights a candidate's views by plain similarity to itself.
+        nn.init.eye_(self.query_projection.weight)
+        nn.init.zeros_(self.query_projection.bias)
         self.rerank_log_scale = nn.Parameter(torch.tensor(2.3))  # exp(2.3) ~ 10, a softmax temperature of 0.1
 
     # ------------------------------------------------------------------------------------------ features
@@ -153,13 +159,18 @@ class AMVML(nn.Module):
         """Grey renders (B, V, 3, H, W) -> per-view embeddings and the attention-fused shape embedding."""
         batch, num_views = views.shape[:2]
         pooled = self.view_features(views.flatten(0, 1)).mean(dim=(2, 3))
-        view_embeddings = F.normalize(self.view_projection(pooled), dim=1).view(batch, num_views, -1)
+        return self.shapes_from_pooled(pooled.view(batch, num_views, -1))
+
+    def shapes_from_pooled(self, pooled: torch.Tensor) -> ShapeEmbedding:
+        """The heads of `embed_views` on pooled C5 features (B, V, C): with a frozen backbone they can be cached."""
+        batch, num_views = pooled.shape[:2]
+        view_embeddings = F.normalize(self.view_projection(pooled), dim=-1)
         if self.config.view_attention:
             attention = torch.softmax(self.view_attention(view_embeddings).squeeze(-1), dim=1)
         else:
             attention = view_embeddings.new_full((batch, num_views), 1.0 / num_views)
         shape = F.normalize((attention.unsqueeze(-1) * view_embeddings).sum(dim=1), dim=1)
-        category_logits = self.view_category_head(pooled.view(batch, num_views, -1).mean(dim=1))
+        category_logits = self.view_category_head(pooled.mean(dim=1))
         return ShapeEmbedding(shape, view_embeddings, attention, category_logits)
 
     def rerank_scores(self, queries: torch.Tensor, view_embeddings: torch.Tensor) -> torch.Tensor:

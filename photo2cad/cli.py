@@ -106,5 +106,23 @@ def weights_init(
     typer.echo(f"wrote {out}")
 
 
+@weights_app.command("half")
+def weights_half(
+    source: Path = typer.Argument(..., help="A trained AMV-ML checkpoint (e.g. runs/amvml/amvml-last.safetensors)."),
+    out: Path = typer.Argument(..., help="Where to write the float16 copy."),
+) -> None:
+    """Copy an AMV-ML checkpoint with its weights in float16: half the size, for weights that ship (e.g. in git).
+    The header (how it was trained) is kept; loading casts the weights back to float32."""
+    from weights.checkpoint import CheckpointError, load_amvml, save_checkpoint
+
+    try:
+        model, header = load_amvml(source)
+    except CheckpointError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from err
+    save_checkpoint(out, model, header, half=True)
+    typer.echo(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
+
+
 if __name__ == "__main__":
     app()

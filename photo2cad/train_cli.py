@@ -12,7 +12,10 @@ train_app = typer.Typer(
     help="Train the texture synthesis module (tsm) and the retrieval network (amvml).", no_args_is_help=True
 )
 
-LAYOUT_HELP = "Dataset layout: pix3d, 3d-future, stanford-cars, compcars, folder (pool/ + queries.csv) or ikea-dev."
+LAYOUT_HELP = (
+    "Dataset layout: pix3d, 3d-future, stanford-cars, compcars, folder (pool/ + queries.csv), ikea-dev, or "
+    "ikea-dev-unseen (its val photos show models that no train photo shows)."
+)
 log = logging.getLogger(__name__)
 
 
@@ -47,9 +50,16 @@ def train_amvml_command(
     pretrained: bool = typer.Option(True, help="Start the backbone from ImageNet weights when available."),
     attention: bool = typer.Option(True, help="Learned view attention (off: plain average, the ablation)."),
     tsm_weights: Path | None = typer.Option(None, help="TSM checkpoint: switches the hard triplets on."),
-    epochs: int = typer.Option(10, min=1),
+    textured_anchors: bool = typer.Option(
+        False, help="Also train on every pool shape rendered with its own materials, as photo-like anchors."
+    ),
+    epochs: int = typer.Option(10, min=1, help="All epochs, the warm-up ones included."),
+    warmup_epochs: int = typer.Option(
+        10, min=0, help="First epochs with the backbone frozen: only the heads learn, against the whole pool (fast)."
+    ),
+    warmup_lr: float = typer.Option(1e-3, help="Learning rate of the warm-up epochs."),
     batch_size: int = typer.Option(16, min=2),
-    lr: float = typer.Option(1e-4),
+    lr: float = typer.Option(1e-4, help="Learning rate of the end-to-end epochs."),
     image_size: int = typer.Option(224, help="View and photo side in pixels."),
     views: int = typer.Option(12, help="Views per shape."),
     train_views: int = typer.Option(4, help="Views per positive shape in a training step."),
@@ -82,6 +92,8 @@ def train_amvml_command(
     )
     config = AMVMLTrainConfig(
         epochs=epochs,
+        warmup_epochs=warmup_epochs,
+        warmup_lr=warmup_lr,
         batch_size=batch_size,
         lr=lr,
         train_views=train_views,
@@ -89,6 +101,7 @@ def train_amvml_command(
         validate_every=validate_every,
         bank_weight=bank_weight,
         tsm_triplets=tsm_weights is not None,
+        textured_anchors=textured_anchors,
         seed=seed,
     )
     result = train_amvml(

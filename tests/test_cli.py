@@ -43,3 +43,16 @@ def test_weights_show_on_a_bad_file_exits_2_with_a_reason(tmp_path: Path) -> Non
     result = runner.invoke(app, ["weights", "show", str(bad)])
     assert result.exit_code == 2
     assert "not a safetensors checkpoint" in result.output
+
+
+def test_weights_half_halves_the_file_and_keeps_the_header(tmp_path: Path) -> None:
+    full, half = tmp_path / "full.safetensors", tmp_path / "half.safetensors"
+    init = ["weights", "init", str(full), "--backbone", "efficientnet_lite0", "--image-size", "64"]
+    assert runner.invoke(app, init).exit_code == 0
+
+    result = runner.invoke(app, ["weights", "half", str(full), str(half)])
+
+    assert result.exit_code == 0, result.output
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    shown = [json.loads(runner.invoke(app, ["weights", "show", str(path)]).output) for path in (full, half)]
+    assert shown[0]["config"] == shown[1]["config"] and shown[1]["training_data"] == "imagenet"

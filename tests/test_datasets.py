@@ -218,6 +218,19 @@ def test_ikea_dev_splits_by_photo_with_every_multi_photo_shape_in_both_splits(tm
     assert dataset.split("test") == ()
 
 
+def test_ikea_dev_unseen_split_keeps_every_shape_on_one_side(tmp_path: Path) -> None:
+    shapes = {f"chair/S{i}": 3 for i in range(10)}
+    make_ikea_dev(tmp_path, shapes)
+
+    dataset = read_dataset("ikea-dev-unseen", tmp_path)
+
+    train = {query.shape_id for query in dataset.split("train")}
+    val = {query.shape_id for query in dataset.split("val")}
+    assert len(val) == 3 and len(train) == 7
+    assert train.isdisjoint(val)
+    assert dataset.name == "ikea-dev-unseen"
+
+
 def test_ikea_dev_split_depends_only_on_the_seed(tmp_path: Path) -> None:
     make_ikea_dev(tmp_path, {"chair/A": 12, "bed/C": 6})
 

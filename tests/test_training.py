@@ -53,7 +53,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, photoset: tuple[Path, Retr
         dataset,
         out,
         model_config(),
-        AMVMLTrainConfig(epochs=6, batch_size=8, train_views=2, extra_negatives=2, lr=3e-4),
+        AMVMLTrainConfig(epochs=6, warmup_epochs=6, batch_size=8, train_views=2, extra_negatives=2),
         RENDER,
         out / "cache",
         CPU,
@@ -73,9 +73,70 @@ def test_training_writes_checkpoint_history_and_loss_curve(trained: Path) -> Non
 
 def test_training_resumes_from_the_last_epoch(trained: Path, photoset: tuple[Path, RetrievalDataset]) -> None:
     _, dataset = photoset
-    config = AMVMLTrainConfig(epochs=7, batch_size=8, train_views=2, extra_negatives=2, lr=3e-4, validate_every=0)
+    config = AMVMLTrainConfig(
+        epochs=7, warmup_epochs=6, batch_size=8, train_views=2, extra_negatives=2, validate_every=0
+    )
     result = train_amvml(dataset, trained, model_config(), config, RENDER, trained / "cache", CPU, progress=False)
     assert [h["epoch"] for h in result.history] == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_warmup_moves_the_heads_and_leaves_the_backbone_as_imagenet_made_it(
+    photoset: tuple[Path, RetrievalDataset], tmp_path: Path
+) -> None:
+    _, dataset = photoset
+    config = AMVMLTrainConfig(epochs=2, warmup_epochs=2, batch_size=8, validate_every=0)
+    result = train_amvml(dataset, tmp_path, model_config(), config, RENDER, tmp_path / "cache", CPU, progress=False)
+
+    from models import AMVML
+
+    trained_model, _ = load_amvml(result.checkpoint)
+    fresh = AMVML(model_config()).state_dict()
+    after = trained_model.state_dict()
+    backbone = [name for name in fresh if name.startswith(("enc1.", "enc2.", "enc3."))]
+    assert backbone and all(torch.equal(fresh[name], after[name]) for name in backbone)
+    assert not torch.equal(fresh["photo_projection.weight"], after["photo_projection.weight"])
+    assert all("loss_pool" in record for record in result.history)
+
+
+def test_training_resumes_across_the_end_of_the_warmup(photoset: tuple[Path, RetrievalDataset], tmp_path: Path) -> None:
+    _, dataset = photoset
+    common = {"warmup_epochs": 1, "batch_size": 8, "train_views": 2, "extra_negatives": 2, "validate_every": 0}
+    train_amvml(
+        dataset,
+        tmp_path,
+        model_config(),
+        AMVMLTrainConfig(epochs=1, **common),
+        RENDER,
+        tmp_path / "c",
+        CPU,
+        progress=False,
+    )
+    result = train_amvml(
+        dataset,
+        tmp_path,
+        model_config(),
+        AMVMLTrainConfig(epochs=2, **common),
+        RENDER,
+        tmp_path / "c",
+        CPU,
+        progress=False,
+    )
+
+    assert [h["epoch"] for h in result.history] == [1, 2]
+    assert "loss_pool" in result.history[0] and "loss_triplet" in result.history[1]
+
+
+def test_textured_anchors_join_the_training_photos(
+    photoset: tuple[Path, RetrievalDataset], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, dataset = photoset
+    config = AMVMLTrainConfig(epochs=1, warmup_epochs=1, batch_size=8, textured_anchors=True, validate_every=0)
+    with caplog.at_level("INFO"):
+        result = train_amvml(dataset, tmp_path, model_config(), config, RENDER, tmp_path / "c", CPU, progress=False)
+
+    photos = len([q for q in dataset.split("train")])
+    assert f"{len(dataset.shapes)} textured anchors join {photos} training photos" in caplog.text
+    assert result.history[0]["loss_mask"] > 0, "anchors bring silhouettes: the mask head learns"
 
 
 def test_trained_network_beats_the_untrained_one_on_top1(
@@ -167,7 +228,7 @@ def test_hard_triplets_train_with_a_tsm(photoset: tuple[Path, RetrievalDataset],
     tsm = TextureSynthesisModule(TSMConfig(num_categories=4, image_size=64, base_channels=8))
     tsm_path = save_checkpoint(tmp_path / "tsm.safetensors", tsm, header_for(tsm))
     config = AMVMLTrainConfig(
-        epochs=1, batch_size=4, train_views=2, extra_negatives=0, tsm_triplets=True, validate_every=0
+        epochs=1, warmup_epochs=0, batch_size=4, train_views=2, extra_negatives=0, tsm_triplets=True, validate_every=0
     )
     result = train_amvml(
         dataset,

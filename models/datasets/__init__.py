@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ READERS: dict[str, Callable[..., RetrievalDataset]] = {
     "compcars": read_compcars_3d,
     "folder": read_folder,
     "ikea-dev": read_ikea_dev,
+    "ikea-dev-unseen": partial(read_ikea_dev, unseen_shapes=True),
 }
 LAYOUTS: tuple[str, ...] = tuple(READERS)
 

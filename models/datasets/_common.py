@@ -171,6 +171,15 @@ def split_within_groups(groups: dict[str, list[str]], val_fraction: float, seed:
     return assignment
 
 
+def split_whole_groups(groups: dict[str, list[str]], val_fraction: float, seed: int) -> dict[str, Split]:
+    """Train/val split by group: every member of a group lands in the same split (unseen shapes in val)."""
+    _check_fractions({"val": val_fraction})
+    names = sorted(groups)
+    random.Random(seed).shuffle(names)
+    held_out = set(names[: round(len(names) * val_fraction)])
+    return {member: "val" if name in held_out else "train" for name in names for member in groups[name]}
+
+
 def _check_fractions(fractions: dict[Split, float]) -> None:
     for split, fraction in fractions.items():
         if not 0.0 <= fraction <= 1.0:

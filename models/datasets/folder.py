@@ -30,6 +30,7 @@ from models.datasets._common import (
     parse_split,
     read_csv,
     scan_pool_logged,
+    split_whole_groups,
     split_within_groups,
 )
 from models.datasets.records import QueryRecord, RetrievalDataset, Split
@@ -61,9 +62,17 @@ def read_folder(root: Path, on_missing: OnMissing = "error") -> RetrievalDataset
 
 
 def read_ikea_dev(
-    root: Path, val_fraction: float = 0.3, seed: int = 0, on_missing: OnMissing = "error"
+    root: Path,
+    val_fraction: float = 0.3,
+    seed: int = 0,
+    on_missing: OnMissing = "error",
+    unseen_shapes: bool = False,
 ) -> RetrievalDataset:
-    """Split by photo into train/val, stratified by shape: a shape with two or more photos has photos in both."""
+    """Split by photo into train/val, stratified by shape: a shape with two or more photos has photos in both.
+
+    With `unseen_shapes`, the split is by photographed shape instead: no val photo shows a shape that any train photo
+    shows, the setting of a catalogue whose models never had photos in training.
+    """
     root = Path(root)
     problems = RecordProblems("ikea-dev", on_missing, logger)
     listing = scan_pool_logged(root / "pool", logger)
@@ -81,9 +90,10 @@ def read_ikea_dev(
     by_shape: dict[str, list[str]] = {}
     for photo in photos:
         by_shape.setdefault(photo.shape_id, []).append(photo.key)
-    splits = split_within_groups(by_shape, val_fraction, seed)
+    splits = (split_whole_groups if unseen_shapes else split_within_groups)(by_shape, val_fraction, seed)
     queries = tuple(photo.query(splits[photo.key]) for photo in photos)
-    return RetrievalDataset(name="ikea-dev", shapes=listing.shapes, queries=queries)
+    name = "ikea-dev-unseen" if unseen_shapes else "ikea-dev"
+    return RetrievalDataset(name=name, shapes=listing.shapes, queries=queries)
 
 
 @dataclass(frozen=True)

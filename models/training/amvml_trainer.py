@@ -15,11 +15,12 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from tqdm import tqdm
 
 from indexer.settings import RenderSettings
@@ -29,8 +30,10 @@ from models.evaluation.retrieval import embed_queries, embed_view_sets, rank_que
 from models.training.config import AMVMLTrainConfig
 from models.training.curves import plot_curves
 from models.training.losses import batch_triplet_loss, masked_category_loss, masked_mask_loss, triplet_loss
-from models.training.photos import PhotoDataset, collate
+from models.training.photos import PhotoDataset, PhotoSample, collate, photo_augmentation
+from models.training.textured_anchors import TexturedAnchors, anchor_cameras, render_textured_views
 from models.training.views import ShapeViews, render_views
+from models.training.warmup import frozen_backbone, pool_ranking_loss, pooled_view_features, set_warmup_mode
 from weights.checkpoint import header_for, load_amvml, load_tsm, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -184,11 +187,24 @@ def train_amvml(
     )
     if len(train) == 0:
         raise ValueError(f"{dataset.name} has no training photos")
+    samples: Dataset[PhotoSample] = train
+    if config.textured_anchors:
+        textured = render_textured_views(dataset.shapes, anchor_cameras(render), cache_dir, progress=progress)
+        anchors = TexturedAnchors(
+            textured,
+            shape_rows,
+            category_of_row.tolist(),
+            [query.image for query in train.queries],
+            model_config.image_size,
+            photo_augmentation(model_config.image_size, config.grayscale_probability),
+        )
+        log.info("%d textured anchors join %d training photos each epoch", len(anchors), len(train))
+        samples = ConcatDataset([train, anchors])
     loader = DataLoader(
-        train,
+        samples,
         batch_size=config.batch_size,
         shuffle=True,
-        drop_last=len(train) > config.batch_size,
+        drop_last=len(samples) > config.batch_size,  # type: ignore[arg-type]
         collate_fn=collate,
         num_workers=config.num_workers,
     )
@@ -198,22 +214,51 @@ def train_amvml(
     else:
         model = AMVML(model_config).to(device)
     tsm = load_tsm(tsm_weights, device)[0].eval() if config.tsm_triplets and tsm_weights else None
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     history: list[dict[str, float]] = []
     start_epoch = 0
+    optimiser_state = None
     state_path = out_dir / STATE
     if resume and state_path.is_file() and (out_dir / LAST).is_file():
         state = torch.load(state_path, map_location=device, weights_only=False)
         model, _ = load_amvml(out_dir / LAST, device)
-        optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        optimiser.load_state_dict(state["optimiser"])
         start_epoch, history = state["epoch"], state["history"]
+        if _phase(start_epoch, config) == state.get("phase", "finetune"):
+            optimiser_state = state["optimiser"]
         log.info("resuming from epoch %d of %s", start_epoch, out_dir)
 
-    # Every shape's current vector: the InfoNCE term ranks each photo against the whole pool, not just a batch.
-    bank = torch.from_numpy(embed_view_sets(model, views.grey, device)).to(device) if config.bank_weight else None
+    bank: torch.Tensor | None = None
+    category_rows = torch.from_numpy(category_of_row).to(device)
+    pooled_views: torch.Tensor | None = None
+    optimiser: torch.optim.Optimizer | None = None
     for epoch in range(start_epoch, config.epochs):
+        phase = _phase(epoch, config)
+        if phase == "warmup":
+            if pooled_views is None:
+                log.info(
+                    "warm-up: backbone frozen; caching the pooled features of %d views",
+                    views.grey.shape[0] * views.grey.shape[1],
+                )
+                pooled_views = pooled_view_features(model, views.grey, device)
+            started = time.perf_counter()
+            with frozen_backbone(model) as trainable:
+                if optimiser is None:
+                    optimiser = _optimiser(trainable, config.warmup_lr, config, optimiser_state)
+                record = _warmup_epoch(model, loader, pooled_views, category_rows, optimiser, config, epoch, progress)
+            record["seconds"] = time.perf_counter() - started
+            with torch.inference_mode():
+                model.eval()
+                shape_vectors = model.shapes_from_pooled(pooled_views).embedding.float().cpu().numpy()
+            if _phase(epoch + 1, config) != phase:
+                optimiser, optimiser_state = None, None
+            _finish_epoch(model, dataset, views, device, config, epoch, record, history, shape_vectors)
+            _save(out_dir, model, dataset, render, config, categories, history, tsm_weights, optimiser, epoch, phase)
+            continue
+        if optimiser is None:
+            optimiser = _optimiser(list(model.parameters()), config.lr, config, optimiser_state)
+        if bank is None and config.bank_weight:
+            # Every shape's current vector: the InfoNCE term ranks each photo against the whole pool.
+            bank = torch.from_numpy(embed_view_sets(model, views.grey, device)).to(device)
         model.train()
         sums: dict[str, float] = {}
         steps = 0
@@ -276,30 +321,102 @@ def train_amvml(
             steps += 1
             for name, value in [*losses.items(), ("total", total)]:
                 sums[name] = sums.get(name, 0.0) + float(value.detach())
-        record: dict[str, float] = {"epoch": epoch + 1, "seconds": time.perf_counter() - started}
-        record.update({f"loss_{k}": v / max(steps, 1) for k, v in sums.items()})
-        shape_vectors = None
+        losses_record = {f"loss_{k}": v / max(steps, 1) for k, v in sums.items()}
+        losses_record["seconds"] = time.perf_counter() - started
+        bank_vectors = None
         if bank is not None:
-            shape_vectors = embed_view_sets(model, views.grey, device)
-            bank = torch.from_numpy(shape_vectors).to(device)
-        if config.validate_every and (epoch + 1) % config.validate_every == 0 and dataset.split("val"):
-            metrics = evaluate_split(model, dataset, views, "val", device, shape_vectors=shape_vectors)
-            record.update({f"val_{k}": float(v) for k, v in metrics.items() if v is not None})
-        history.append(record)
-        log.info("epoch %d: %s", epoch + 1, json.dumps({k: round(v, 4) for k, v in record.items()}))
-        header = header_for(
-            model,
-            training_data=dataset.name,
-            renderer=render.model_dump(),
-            notes={
-                "train_config": config.model_dump(),
-                "categories": list(categories),
-                "history": history,
-                "tsm_weights": str(tsm_weights) if tsm_weights else None,
-            },
-        )
-        save_checkpoint(out_dir / LAST, model, header)
-        torch.save({"optimiser": optimiser.state_dict(), "epoch": epoch + 1, "history": history}, state_path)
-        (out_dir / "history.json").write_text(json.dumps(history, indent=2))
-        plot_curves(history, out_dir / "loss_curve.png")
+            bank_vectors = embed_view_sets(model, views.grey, device)
+            bank = torch.from_numpy(bank_vectors).to(device)
+        _finish_epoch(model, dataset, views, device, config, epoch, losses_record, history, bank_vectors)
+        _save(out_dir, model, dataset, render, config, categories, history, tsm_weights, optimiser, epoch, phase)
     return TrainResult(out_dir / LAST, len(history), history)
+
+
+def _phase(epoch: int, config: AMVMLTrainConfig) -> str:
+    return "warmup" if epoch < config.warmup_epochs else "finetune"
+
+
+def _optimiser(
+    parameters: list[torch.nn.Parameter], lr: float, config: AMVMLTrainConfig, state: dict[str, Any] | None
+) -> torch.optim.Optimizer:
+    optimiser = torch.optim.AdamW(parameters, lr=lr, weight_decay=config.weight_decay)
+    if state is not None:
+        optimiser.load_state_dict(state)
+    return optimiser
+
+
+def _warmup_epoch(
+    model: AMVML,
+    loader: DataLoader[PhotoSample],
+    pooled_views: torch.Tensor,
+    category_rows: torch.Tensor,
+    optimiser: torch.optim.Optimizer,
+    config: AMVMLTrainConfig,
+    epoch: int,
+    progress: bool,
+) -> dict[str, float]:
+    set_warmup_mode(model)
+    sums: dict[str, float] = {}
+    steps = 0
+    for batch in tqdm(loader, desc=f"warm-up {epoch + 1}/{config.epochs}", disable=not progress, leave=False):
+        losses = pool_ranking_loss(
+            model, batch, pooled_views, category_rows, config.temperature, config.category_weight, config.mask_weight
+        )
+        optimiser.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        optimiser.step()
+        steps += 1
+        for name, value in losses.items():
+            sums[name] = sums.get(name, 0.0) + float(value.detach())
+    return {f"loss_{k}": v / max(steps, 1) for k, v in sums.items()}
+
+
+def _finish_epoch(
+    model: AMVML,
+    dataset: RetrievalDataset,
+    views: ShapeViews,
+    device: torch.device,
+    config: AMVMLTrainConfig,
+    epoch: int,
+    record: dict[str, float],
+    history: list[dict[str, float]],
+    shape_vectors: np.ndarray | None,
+) -> None:
+    record["epoch"] = epoch + 1
+    if config.validate_every and (epoch + 1) % config.validate_every == 0 and dataset.split("val"):
+        metrics = evaluate_split(model, dataset, views, "val", device, shape_vectors=shape_vectors)
+        record.update({f"val_{k}": float(v) for k, v in metrics.items() if v is not None})
+    history.append(record)
+    log.info("epoch %d: %s", epoch + 1, json.dumps({k: round(v, 4) for k, v in record.items()}))
+
+
+def _save(
+    out_dir: Path,
+    model: AMVML,
+    dataset: RetrievalDataset,
+    render: RenderSettings,
+    config: AMVMLTrainConfig,
+    categories: tuple[str, ...] | list[str],
+    history: list[dict[str, float]],
+    tsm_weights: Path | None,
+    optimiser: torch.optim.Optimizer | None,
+    epoch: int,
+    phase: str,
+) -> None:
+    """The checkpoint (its header says how it was trained) and what resuming needs, after every epoch."""
+    header = header_for(
+        model,
+        training_data=dataset.name,
+        renderer=render.model_dump(),
+        notes={
+            "train_config": config.model_dump(),
+            "categories": list(categories),
+            "history": history,
+            "tsm_weights": str(tsm_weights) if tsm_weights else None,
+        },
+    )
+    save_checkpoint(out_dir / LAST, model, header)
+    state = {"optimiser": optimiser.state_dict() if optimiser else None, "epoch": epoch + 1, "history": history}
+    torch.save({**state, "phase": phase}, out_dir / STATE)
+    (out_dir / "history.json").write_text(json.dumps(history, indent=2))
+    plot_curves(history, out_dir / "loss_curve.png")

@@ -8,7 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field
 class AMVMLTrainConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(10, ge=1, description="all epochs, the warm-up ones included")
+    warmup_epochs: int = Field(
+        10, ge=0, description="first epochs with the backbone frozen: only the heads learn, against the whole pool"
+    )
+    warmup_lr: float = Field(1e-3, gt=0)
     batch_size: int = Field(16, ge=2)
     train_views: int = Field(4, ge=1, description="views per positive shape in a step (all views at evaluation)")
     extra_negatives: int = Field(8, ge=0, description="shapes added to each batch as negatives, same category first")
@@ -20,6 +24,9 @@ class AMVMLTrainConfig(BaseModel):
     grayscale_probability: float = Field(0.3, ge=0, le=1, description="photos turned grey, like the pool renders")
     category_weight: float = Field(0.1, ge=0)
     mask_weight: float = Field(0.5, ge=0)
+    textured_anchors: bool = Field(
+        False, description="add every pool shape rendered with its own materials as photo-like anchors"
+    )
     tsm_triplets: bool = Field(False, description="add the TSM hard triplets (needs TSM weights)")
     tsm_weight: float = Field(1.0, ge=0)
     seed: int = 0

@@ -37,6 +37,18 @@ def load_query(query: QueryRecord, size: int) -> tuple[torch.Tensor, torch.Tenso
     return photo_to_tensor(photo, size), mask_to_tensor(mask, size) if mask is not None else None
 
 
+def photo_augmentation(size: int, grayscale_probability: float) -> v2.Compose:
+    """What a training photo (or photo-like render) goes through: crop, flip, colour jitter, sometimes grey."""
+    return v2.Compose(
+        [
+            v2.RandomResizedCrop(size, scale=(0.6, 1.0), ratio=(0.8, 1.25), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03),
+            v2.RandomGrayscale(p=grayscale_probability),
+        ]
+    )
+
+
 class PhotoDataset(Dataset[PhotoSample]):
     def __init__(
         self,
@@ -51,18 +63,7 @@ class PhotoDataset(Dataset[PhotoSample]):
         self.shape_rows = shape_rows
         self.category_index = {c: i for i, c in enumerate(categories)}
         self.size = size
-        self.augment = (
-            v2.Compose(
-                [
-                    v2.RandomResizedCrop(size, scale=(0.6, 1.0), ratio=(0.8, 1.25), antialias=True),
-                    v2.RandomHorizontalFlip(),
-                    v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03),
-                    v2.RandomGrayscale(p=grayscale_probability),
-                ]
-            )
-            if augment
-            else None
-        )
+        self.augment = photo_augmentation(size, grayscale_probability) if augment else None
 
     def __len__(self) -> int:
         return len(self.queries)

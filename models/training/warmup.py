@@ -1,0 +1,89 @@
+"""The frozen-backbone warm-up of `train amvml`: only the heads learn, each photo ranked against the whole pool.
+
+With Enc1/Enc2/Enc3 frozen, every view's pooled C5 feature is fixed, so it is computed once per run and each step
+scores its photos against every shape of the pool (fused and query-attended) for the price of a few matrix products.
+The photos still pass through the backbone (they are augmented anew each step), but without a backward pass through
+it. On a CPU this reaches in minutes what end-to-end fine-tuning reaches in hours, and it leaves the heads aligned for
+fine-tuning to start from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models import AMVML
+from models.training.losses import masked_category_loss, masked_mask_loss
+
+
+def backbone_modules(model: AMVML) -> tuple[nn.Module, ...]:
+    return (model.enc1, model.enc2, model.enc3)
+
+
+@contextmanager
+def frozen_backbone(model: AMVML) -> Iterator[list[nn.Parameter]]:
+    """Freezes Enc1/Enc2/Enc3 (weights and batch-norm statistics) and yields the parameters left to train."""
+    frozen = [p for module in backbone_modules(model) for p in module.parameters()]
+    states = [p.requires_grad for p in frozen]
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+    try:
+        yield [p for p in model.parameters() if p.requires_grad]
+    finally:
+        for parameter, state in zip(frozen, states, strict=True):
+            parameter.requires_grad_(state)
+
+
+def set_warmup_mode(model: AMVML) -> None:
+    """Heads in training mode, the frozen backbone in evaluation mode (its batch-norm statistics stay put)."""
+    model.train()
+    for module in backbone_modules(model):
+        module.eval()
+
+
+@torch.no_grad()  # not inference_mode: the cached features feed the heads' autograd graph
+def pooled_view_features(model: AMVML, grey: np.ndarray, device: torch.device, batch_shapes: int = 4) -> torch.Tensor:
+    """(N, V, S, S, 3) uint8 grey views -> (N, V, C) pooled C5 features of the view branch."""
+    model.eval()
+    chunks = []
+    for start in range(0, len(grey), batch_shapes):
+        views = torch.from_numpy(grey[start : start + batch_shapes]).to(device)
+        flat = views.flatten(0, 1).permute(0, 3, 1, 2).float() / 255
+        chunks.append(model.view_features(flat).mean(dim=(2, 3)).view(*views.shape[:2], -1).float())
+    return torch.cat(chunks)
+
+
+def pool_ranking_loss(
+    model: AMVML,
+    batch: dict[str, torch.Tensor],
+    pooled_views: torch.Tensor,
+    categories_of_rows: torch.Tensor,
+    temperature: float,
+    category_weight: float,
+    mask_weight: float,
+) -> dict[str, torch.Tensor]:
+    """Every loss term of one warm-up step; "total" is their weighted sum.
+
+    "pool": InfoNCE of each photo against every shape's fused vector; "rerank": the same over the query-attended
+    scores (`AMVML.rerank_scores`), which teaches the per-view matching the service can re-rank with.
+    """
+    device = pooled_views.device
+    photo = model.embed_photo(batch["photo"].to(device))
+    shapes = model.shapes_from_pooled(pooled_views)
+    targets = batch["shape_row"].to(device)
+    losses = {
+        "pool": F.cross_entropy(photo.embedding @ shapes.embedding.T / temperature, targets),
+        "rerank": F.cross_entropy(model.rerank_scores(photo.embedding, shapes.view_embeddings) / temperature, targets),
+        "category": masked_category_loss(photo.category_logits, batch["category"].to(device))
+        + masked_category_loss(shapes.category_logits, categories_of_rows),
+        "mask": masked_mask_loss(photo.mask_logits, batch["mask"].to(device), batch["has_mask"].to(device)),
+    }
+    losses["total"] = (
+        losses["pool"] + losses["rerank"] + category_weight * losses["category"] + mask_weight * losses["mask"]
+    )
+    return losses
