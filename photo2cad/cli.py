@@ -110,6 +110,7 @@ def weights_init(
 def weights_half(
     source: Path = typer.Argument(..., help="A trained AMV-ML checkpoint (e.g. runs/amvml/amvml-last.safetensors)."),
     out: Path = typer.Argument(..., help="Where to write the float16 copy."),
+    training_data: str | None = typer.Option(None, help="Replace the header's training-data description."),
 ) -> None:
     """Copy an AMV-ML checkpoint with its weights in float16: half the size, for weights that ship (e.g. in git).
     The header (how it was trained) is kept; loading casts the weights back to float32."""
@@ -120,6 +121,8 @@ def weights_half(
     except CheckpointError as err:
         typer.echo(f"error: {err}", err=True)
         raise typer.Exit(2) from err
+    if training_data is not None:
+        header = header.model_copy(update={"training_data": training_data})
     save_checkpoint(out, model, header, half=True)
     typer.echo(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
 

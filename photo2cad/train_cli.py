@@ -57,7 +57,10 @@ def train_amvml_command(
     warmup_epochs: int = typer.Option(
         10, min=0, help="First epochs with the backbone frozen: only the heads learn, against the whole pool (fast)."
     ),
-    warmup_lr: float = typer.Option(1e-3, help="Learning rate of the warm-up epochs."),
+    warmup_lr: float = typer.Option(1e-3, help="Learning rate of the heads in the warm-up epochs."),
+    photo_branch_lr: float = typer.Option(
+        0.0, help="Learning rate of the photo branch in the warm-up (0: frozen); the view side stays frozen."
+    ),
     batch_size: int = typer.Option(16, min=2),
     lr: float = typer.Option(1e-4, help="Learning rate of the end-to-end epochs."),
     image_size: int = typer.Option(224, help="View and photo side in pixels."),
@@ -94,6 +97,7 @@ def train_amvml_command(
         epochs=epochs,
         warmup_epochs=warmup_epochs,
         warmup_lr=warmup_lr,
+        photo_branch_lr=photo_branch_lr,
         batch_size=batch_size,
         lr=lr,
         train_views=train_views,

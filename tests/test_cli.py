@@ -50,9 +50,9 @@ def test_weights_half_halves_the_file_and_keeps_the_header(tmp_path: Path) -> No
     init = ["weights", "init", str(full), "--backbone", "efficientnet_lite0", "--image-size", "64"]
     assert runner.invoke(app, init).exit_code == 0
 
-    result = runner.invoke(app, ["weights", "half", str(full), str(half)])
+    result = runner.invoke(app, ["weights", "half", str(full), str(half), "--training-data", "my catalogue"])
 
     assert result.exit_code == 0, result.output
     assert half.stat().st_size < 0.6 * full.stat().st_size
     shown = [json.loads(runner.invoke(app, ["weights", "show", str(path)]).output) for path in (full, half)]
-    assert shown[0]["config"] == shown[1]["config"] and shown[1]["training_data"] == "imagenet"
+    assert shown[0]["config"] == shown[1]["config"] and shown[1]["training_data"] == "my catalogue"

@@ -80,6 +80,16 @@ def test_training_resumes_from_the_last_epoch(trained: Path, photoset: tuple[Pat
     assert [h["epoch"] for h in result.history] == [1, 2, 3, 4, 5, 6, 7]
 
 
+def _changed_parts(checkpoint: Path) -> set[str]:
+    """Which of enc1/enc2/enc3/heads differ from a freshly (ImageNet-)initialised network."""
+    from models import AMVML
+
+    fresh = AMVML(model_config()).state_dict()
+    after = load_amvml(checkpoint)[0].state_dict()
+    changed = {name for name in fresh if not torch.equal(fresh[name], after[name])}
+    return {name.split(".")[0] if name.startswith("enc") else "heads" for name in changed}
+
+
 def test_warmup_moves_the_heads_and_leaves_the_backbone_as_imagenet_made_it(
     photoset: tuple[Path, RetrievalDataset], tmp_path: Path
 ) -> None:
@@ -87,15 +97,18 @@ def test_warmup_moves_the_heads_and_leaves_the_backbone_as_imagenet_made_it(
     config = AMVMLTrainConfig(epochs=2, warmup_epochs=2, batch_size=8, validate_every=0)
     result = train_amvml(dataset, tmp_path, model_config(), config, RENDER, tmp_path / "cache", CPU, progress=False)
 
-    from models import AMVML
-
-    trained_model, _ = load_amvml(result.checkpoint)
-    fresh = AMVML(model_config()).state_dict()
-    after = trained_model.state_dict()
-    backbone = [name for name in fresh if name.startswith(("enc1.", "enc2.", "enc3."))]
-    assert backbone and all(torch.equal(fresh[name], after[name]) for name in backbone)
-    assert not torch.equal(fresh["photo_projection.weight"], after["photo_projection.weight"])
+    assert _changed_parts(result.checkpoint) == {"heads"}
     assert all("loss_pool" in record for record in result.history)
+
+
+def test_warmup_with_a_photo_branch_rate_adapts_the_photo_branch_only(
+    photoset: tuple[Path, RetrievalDataset], tmp_path: Path
+) -> None:
+    _, dataset = photoset
+    config = AMVMLTrainConfig(epochs=1, warmup_epochs=1, batch_size=8, photo_branch_lr=1e-4, validate_every=0)
+    result = train_amvml(dataset, tmp_path, model_config(), config, RENDER, tmp_path / "cache", CPU, progress=False)
+
+    assert _changed_parts(result.checkpoint) == {"heads", "enc2"}
 
 
 def test_training_resumes_across_the_end_of_the_warmup(photoset: tuple[Path, RetrievalDataset], tmp_path: Path) -> None:
@@ -153,7 +166,7 @@ def test_trained_network_beats_the_untrained_one_on_top1(
         trained / "amvml-last.safetensors", dataset, root, tmp_path / "after", CPU, views=4, progress=False
     )
     print(f"test split Top1@R untrained {before.overall['top1']:.3f} -> trained {after.overall['top1']:.3f}")
-    assert float(after.overall["top1"]) >= float(before.overall["top1"]) + 0.25  # type: ignore[arg-type]
+    assert float(after.overall["top1"]) >= float(before.overall["top1"]) + 0.2  # type: ignore[arg-type]
 
 
 def test_eval_writes_report_csv_and_gallery(
@@ -162,12 +175,13 @@ def test_eval_writes_report_csv_and_gallery(
     root, dataset = photoset
     report = evaluate(trained / "amvml-last.safetensors", dataset, root, tmp_path, CPU, views=4, progress=False)
     data = json.loads(report.path.read_text())
-    assert data["overall"]["count"] == 8 and set(data["per_category"]) == {"bed", "chair", "sofa", "table"}
+    test_photos = len(dataset.split("test"))
+    assert data["overall"]["count"] == test_photos and set(data["per_category"]) == {"bed", "chair", "sofa", "table"}
     for key in ("top1", "top10", "category_accuracy", "f_score"):
         assert 0.0 <= data["overall"][key] <= 1.0
     with (tmp_path / "per_photo.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 8
+    assert len(rows) == test_photos
     for row in rows:  # a correct first result is the ground truth itself: zero Chamfer distance, F-score 1
         if row["gt_rank"] == "0":
             assert float(row["chamfer"]) == 0.0 and float(row["f_score"]) == 1.0

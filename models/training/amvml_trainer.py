@@ -241,9 +241,9 @@ def train_amvml(
                 )
                 pooled_views = pooled_view_features(model, views.grey, device)
             started = time.perf_counter()
-            with frozen_backbone(model) as trainable:
+            with frozen_backbone(model, train_photo_branch=config.photo_branch_lr > 0) as trainable:
                 if optimiser is None:
-                    optimiser = _optimiser(trainable, config.warmup_lr, config, optimiser_state)
+                    optimiser = _warmup_optimiser(model, trainable, config, optimiser_state)
                 record = _warmup_epoch(model, loader, pooled_views, category_rows, optimiser, config, epoch, progress)
             record["seconds"] = time.perf_counter() - started
             with torch.inference_mode():
@@ -259,7 +259,10 @@ def train_amvml(
         if bank is None and config.bank_weight:
             # Every shape's current vector: the InfoNCE term ranks each photo against the whole pool.
             bank = torch.from_numpy(embed_view_sets(model, views.grey, device)).to(device)
-        model.train()
+        if config.freeze_batchnorm:
+            set_warmup_mode(model)  # batch statistics of 16 photos would overwrite the ImageNet ones
+        else:
+            model.train()
         sums: dict[str, float] = {}
         steps = 0
         started = time.perf_counter()
@@ -340,6 +343,20 @@ def _optimiser(
     parameters: list[torch.nn.Parameter], lr: float, config: AMVMLTrainConfig, state: dict[str, Any] | None
 ) -> torch.optim.Optimizer:
     optimiser = torch.optim.AdamW(parameters, lr=lr, weight_decay=config.weight_decay)
+    if state is not None:
+        optimiser.load_state_dict(state)
+    return optimiser
+
+
+def _warmup_optimiser(
+    model: AMVML, trainable: list[torch.nn.Parameter], config: AMVMLTrainConfig, state: dict[str, Any] | None
+) -> torch.optim.Optimizer:
+    photo_branch = {id(p) for p in model.enc2.parameters()}
+    groups = [
+        {"params": [p for p in trainable if id(p) not in photo_branch], "lr": config.warmup_lr},
+        {"params": [p for p in trainable if id(p) in photo_branch], "lr": config.photo_branch_lr},
+    ]
+    optimiser = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=config.weight_decay)
     if state is not None:
         optimiser.load_state_dict(state)
     return optimiser

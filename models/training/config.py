@@ -13,7 +13,13 @@ class AMVMLTrainConfig(BaseModel):
         10, ge=0, description="first epochs with the backbone frozen: only the heads learn, against the whole pool"
     )
     warmup_lr: float = Field(1e-3, gt=0)
+    photo_branch_lr: float = Field(
+        0.0, ge=0, description="learning rate of the photo branch Enc2 during the warm-up; 0 keeps it frozen"
+    )
     batch_size: int = Field(16, ge=2)
+    freeze_batchnorm: bool = Field(
+        True, description="end-to-end epochs keep the backbone's batch-norm statistics (small batches)"
+    )
     train_views: int = Field(4, ge=1, description="views per positive shape in a step (all views at evaluation)")
     extra_negatives: int = Field(8, ge=0, description="shapes added to each batch as negatives, same category first")
     lr: float = Field(1e-4, gt=0)

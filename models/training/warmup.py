@@ -1,10 +1,11 @@
-"""The frozen-backbone warm-up of `train amvml`: only the heads learn, each photo ranked against the whole pool.
+"""The frozen-backbone warm-up of `train amvml`: the heads learn, each photo ranked against the whole pool.
 
-With Enc1/Enc2/Enc3 frozen, every view's pooled C5 feature is fixed, so it is computed once per run and each step
+With Enc1 and Enc3 frozen, every view's pooled C5 feature is fixed, so it is computed once per run and each step
 scores its photos against every shape of the pool (fused and query-attended) for the price of a few matrix products.
-The photos still pass through the backbone (they are augmented anew each step), but without a backward pass through
-it. On a CPU this reaches in minutes what end-to-end fine-tuning reaches in hours, and it leaves the heads aligned for
-fine-tuning to start from.
+The photos still pass through the backbone (they are augmented anew each step); with the photo branch Enc2 frozen as
+well there is no backward pass through the backbone at all, and with it trainable (`photo_branch_lr`) the photo
+branch adapts to the fixed feature space of the renders. On a CPU this reaches in minutes what end-to-end fine-tuning
+reaches in hours, and it leaves the heads aligned for fine-tuning to start from.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ def backbone_modules(model: AMVML) -> tuple[nn.Module, ...]:
 
 
 @contextmanager
-def frozen_backbone(model: AMVML) -> Iterator[list[nn.Parameter]]:
-    """Freezes Enc1/Enc2/Enc3 (weights and batch-norm statistics) and yields the parameters left to train."""
-    frozen = [p for module in backbone_modules(model) for p in module.parameters()]
+def frozen_backbone(model: AMVML, train_photo_branch: bool = False) -> Iterator[list[nn.Parameter]]:
+    """Freezes Enc1 and Enc3 (what the cached view features depend on) and, unless `train_photo_branch`, Enc2 too;
+    yields the parameters left to train. Batch-norm statistics stay frozen throughout (see `set_warmup_mode`)."""
+    modules = [model.enc1, model.enc3] + ([] if train_photo_branch else [model.enc2])
+    frozen = [p for module in modules for p in module.parameters()]
     states = [p.requires_grad for p in frozen]
     for parameter in frozen:
         parameter.requires_grad_(False)
@@ -40,7 +43,8 @@ def frozen_backbone(model: AMVML) -> Iterator[list[nn.Parameter]]:
 
 
 def set_warmup_mode(model: AMVML) -> None:
-    """Heads in training mode, the frozen backbone in evaluation mode (its batch-norm statistics stay put)."""
+    """Heads in training mode, the backbone in evaluation mode: its batch-norm statistics stay put (and
+    EfficientNet's drop-connect is off) while its weights may still learn."""
     model.train()
     for module in backbone_modules(model):
         module.eval()
