@@ -79,7 +79,7 @@ def train_amvml_command(
     Trains on the train split, reports the val split after every epoch; never reads the test split."""
     from indexer.settings import RenderSettings
     from models import AMVMLConfig
-    from models.training.amvml_trainer import train_amvml
+    from models.training.amvml_trainer import check_request, train_amvml
     from models.training.config import AMVMLTrainConfig
     from photo2cad.device import pick_device
 
@@ -108,12 +108,18 @@ def train_amvml_command(
         textured_anchors=textured_anchors,
         seed=seed,
     )
+    render = RenderSettings(num_views=views, embed_size=image_size, synth_size=_tsm_size(tsm_weights))
+    try:
+        check_request(model_config, config, render, tsm_weights)
+    except ValueError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from err
     result = train_amvml(
         dataset,
         out,
         model_config,
         config,
-        RenderSettings(num_views=views, embed_size=image_size, synth_size=_tsm_size(tsm_weights)),
+        render,
         cache,
         pick_device(device),
         tsm_weights=tsm_weights,

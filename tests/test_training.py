@@ -258,6 +258,15 @@ def test_hard_triplets_train_with_a_tsm(photoset: tuple[Path, RetrievalDataset],
     assert result.history[0]["loss_tsm_triplet"] > 0
 
 
+def test_tsm_triplets_without_end_to_end_epochs_are_refused(
+    photoset: tuple[Path, RetrievalDataset], tmp_path: Path
+) -> None:
+    _, dataset = photoset
+    config = AMVMLTrainConfig(epochs=2, warmup_epochs=2, tsm_triplets=True)
+    with pytest.raises(ValueError, match="end-to-end epochs"):
+        train_amvml(dataset, tmp_path, model_config(), config, RENDER, tmp_path, CPU, tsm_weights=tmp_path / "t")
+
+
 def test_views_of_broken_shapes_are_left_out_and_reported(tmp_path: Path) -> None:
     from indexer.pool import ShapeRecord
 

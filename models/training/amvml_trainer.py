@@ -148,6 +148,21 @@ def evaluate_split(
     return retrieval_metrics(ranking, first, [q.category for q in queries]).as_dict()
 
 
+def check_request(
+    model_config: AMVMLConfig, config: AMVMLTrainConfig, render: RenderSettings, tsm_weights: Path | None
+) -> None:
+    """Raises ValueError, with what to change, for settings that cannot train together."""
+    if render.embed_size != model_config.image_size:
+        raise ValueError(f"renderer makes {render.embed_size} px views, the network expects {model_config.image_size}")
+    if config.tsm_triplets and tsm_weights is None:
+        raise ValueError("tsm_triplets needs TSM weights (train them with `photo2cad train tsm`)")
+    if config.tsm_triplets and config.epochs <= config.warmup_epochs:
+        raise ValueError(
+            f"the TSM hard triplets act in end-to-end epochs, and all {config.epochs} epochs are warm-up ones: "
+            f"ask for more epochs than warm-up epochs (e.g. --epochs {config.warmup_epochs + 10})"
+        )
+
+
 def train_amvml(
     dataset: RetrievalDataset,
     out_dir: Path,
@@ -166,10 +181,7 @@ def train_amvml(
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    if render.embed_size != model_config.image_size:
-        raise ValueError(f"renderer makes {render.embed_size} px views, the network expects {model_config.image_size}")
-    if config.tsm_triplets and tsm_weights is None:
-        raise ValueError("tsm_triplets needs TSM weights (train them with `photo2cad train tsm`)")
+    check_request(model_config, config, render, tsm_weights)
 
     categories = dataset.categories()
     views = render_views(dataset.shapes, render, cache_dir, with_normals=config.tsm_triplets, progress=progress)
