@@ -53,6 +53,9 @@ def train_amvml_command(
     textured_anchors: bool = typer.Option(
         False, help="Also train on every pool shape rendered with its own materials, as photo-like anchors."
     ),
+    photos: bool = typer.Option(
+        True, help="Train on the real photos; --no-photos with --textured-anchors trains on the renders alone."
+    ),
     epochs: int = typer.Option(10, min=1, help="All epochs, the warm-up ones included."),
     warmup_epochs: int = typer.Option(
         10, min=0, help="First epochs with the backbone frozen: only the heads learn, against the whole pool (fast)."
@@ -106,6 +109,7 @@ def train_amvml_command(
         bank_weight=bank_weight,
         tsm_triplets=tsm_weights is not None,
         textured_anchors=textured_anchors,
+        train_on_photos=photos,
         seed=seed,
     )
     render = RenderSettings(num_views=views, embed_size=image_size, synth_size=_tsm_size(tsm_weights))

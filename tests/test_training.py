@@ -152,6 +152,29 @@ def test_textured_anchors_join_the_training_photos(
     assert result.history[0]["loss_mask"] > 0, "anchors bring silhouettes: the mask head learns"
 
 
+def test_textured_anchors_alone_train_without_the_photos(
+    photoset: tuple[Path, RetrievalDataset], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, dataset = photoset
+    config = AMVMLTrainConfig(
+        epochs=1, warmup_epochs=1, batch_size=8, textured_anchors=True, train_on_photos=False, validate_every=0
+    )
+    with caplog.at_level("INFO"):
+        result = train_amvml(dataset, tmp_path, model_config(), config, RENDER, tmp_path / "c", CPU, progress=False)
+
+    assert f"{len(dataset.shapes)} textured anchors each epoch; the photos only lend their backgrounds" in caplog.text
+    assert result.history[0]["loss_pool"] > 0
+
+
+def test_training_with_neither_photos_nor_anchors_is_refused(
+    photoset: tuple[Path, RetrievalDataset], tmp_path: Path
+) -> None:
+    _, dataset = photoset
+    config = AMVMLTrainConfig(train_on_photos=False)
+    with pytest.raises(ValueError, match="nothing to train on"):
+        train_amvml(dataset, tmp_path, model_config(), config, RENDER, tmp_path, CPU, progress=False)
+
+
 def test_trained_network_beats_the_untrained_one_on_top1(
     trained: Path, photoset: tuple[Path, RetrievalDataset], tmp_path: Path
 ) -> None:

@@ -154,6 +154,8 @@ def check_request(
     """Raises ValueError, with what to change, for settings that cannot train together."""
     if render.embed_size != model_config.image_size:
         raise ValueError(f"renderer makes {render.embed_size} px views, the network expects {model_config.image_size}")
+    if not config.train_on_photos and not config.textured_anchors:
+        raise ValueError("without the photos there is nothing to train on: add --textured-anchors")
     if config.tsm_triplets and tsm_weights is None:
         raise ValueError("tsm_triplets needs TSM weights (train them with `photo2cad train tsm`)")
     if config.tsm_triplets and config.epochs <= config.warmup_epochs:
@@ -210,8 +212,12 @@ def train_amvml(
             model_config.image_size,
             photo_augmentation(model_config.image_size, config.grayscale_probability),
         )
-        log.info("%d textured anchors join %d training photos each epoch", len(anchors), len(train))
-        samples = ConcatDataset([train, anchors])
+        if config.train_on_photos:
+            log.info("%d textured anchors join %d training photos each epoch", len(anchors), len(train))
+            samples = ConcatDataset([train, anchors])
+        else:
+            log.info("%d textured anchors each epoch; the photos only lend their backgrounds", len(anchors))
+            samples = anchors
     loader = DataLoader(
         samples,
         batch_size=config.batch_size,

@@ -33,6 +33,9 @@ class AMVMLTrainConfig(BaseModel):
     textured_anchors: bool = Field(
         False, description="add every pool shape rendered with its own materials as photo-like anchors"
     )
+    train_on_photos: bool = Field(
+        True, description="train on the real photos; False with textured_anchors trains on the renders alone"
+    )
     tsm_triplets: bool = Field(False, description="add the TSM hard triplets (needs TSM weights)")
     tsm_weight: float = Field(1.0, ge=0)
     seed: int = 0
