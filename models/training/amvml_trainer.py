@@ -199,8 +199,8 @@ def train_amvml(
         augment=True,
         grayscale_probability=config.grayscale_probability,
     )
-    if len(train) == 0:
-        raise ValueError(f"{dataset.name} has no training photos")
+    if len(train) == 0 and config.train_on_photos:
+        raise ValueError(f"{dataset.name} has no training photos (--textured-anchors --no-photos trains without)")
     samples: Dataset[PhotoSample] = train
     if config.textured_anchors:
         textured = render_textured_views(dataset.shapes, anchor_cameras(render), cache_dir, progress=progress)
