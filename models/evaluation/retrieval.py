@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,16 +19,32 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager[object]
     return torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else contextlib.nullcontext()
 
 
+def _view_batches(grey: np.ndarray, device: torch.device, batch_shapes: int) -> Iterator[torch.Tensor]:
+    """(N, V, S, S, 3) uint8 grey views -> (B, V, 3, S, S) float batches in [0, 1] on `device`."""
+    for start in range(0, len(grey), batch_shapes):
+        yield torch.from_numpy(grey[start : start + batch_shapes]).to(device).permute(0, 1, 4, 2, 3).float() / 255
+
+
 @torch.inference_mode()
 def embed_view_sets(model: AMVML, grey: np.ndarray, device: torch.device, batch_shapes: int = 4) -> np.ndarray:
     """(N, V, S, S, 3) uint8 grey views -> (N, D) shape vectors."""
     model.eval()
     vectors = []
-    for start in range(0, len(grey), batch_shapes):
-        chunk = torch.from_numpy(grey[start : start + batch_shapes]).to(device).permute(0, 1, 4, 2, 3).float() / 255
+    for chunk in _view_batches(grey, device, batch_shapes):
         with _autocast(device):
             vectors.append(model.embed_views(chunk).embedding.float().cpu())
     return torch.cat(vectors).numpy()
+
+
+@torch.no_grad()  # not inference_mode: the frozen-backbone warm-up feeds these features to the heads' autograd graph
+def pooled_view_features(model: AMVML, grey: np.ndarray, device: torch.device, batch_shapes: int = 4) -> torch.Tensor:
+    """(N, V, S, S, 3) uint8 grey views -> (N, V, C) pooled C5 features of the view branch, on `device`."""
+    model.eval()
+    chunks = []
+    for chunk in _view_batches(grey, device, batch_shapes):
+        pooled = model.view_features(chunk.flatten(0, 1)).mean(dim=(2, 3))
+        chunks.append(pooled.view(*chunk.shape[:2], -1).float())
+    return torch.cat(chunks)
 
 
 @torch.inference_mode()

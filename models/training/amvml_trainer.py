@@ -26,14 +26,20 @@ from tqdm import tqdm
 from indexer.settings import RenderSettings
 from models import AMVML, AMVMLConfig, TextureSynthesisModule
 from models.datasets.records import RetrievalDataset
-from models.evaluation.retrieval import embed_queries, embed_view_sets, rank_queries, retrieval_metrics
+from models.evaluation.retrieval import (
+    embed_queries,
+    embed_view_sets,
+    pooled_view_features,
+    rank_queries,
+    retrieval_metrics,
+)
 from models.training.config import AMVMLTrainConfig
 from models.training.curves import plot_curves
 from models.training.losses import batch_triplet_loss, masked_category_loss, masked_mask_loss, triplet_loss
 from models.training.photos import PhotoDataset, PhotoSample, collate, photo_augmentation
 from models.training.textured_anchors import TexturedAnchors, anchor_cameras, render_textured_views
 from models.training.views import ShapeViews, render_views
-from models.training.warmup import frozen_backbone, pool_ranking_loss, pooled_view_features, set_warmup_mode
+from models.training.warmup import freeze_backbone_statistics, frozen_backbone, pool_ranking_loss
 from weights.checkpoint import header_for, load_amvml, load_tsm, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -261,7 +267,7 @@ def train_amvml(
             started = time.perf_counter()
             with frozen_backbone(model, train_photo_branch=config.photo_branch_lr > 0) as trainable:
                 if optimiser is None:
-                    optimiser = _warmup_optimiser(model, trainable, config, optimiser_state)
+                    optimiser = _optimiser(_warmup_groups(model, trainable, config), config, optimiser_state)
                 record = _warmup_epoch(model, loader, pooled_views, category_rows, optimiser, config, epoch, progress)
             record["seconds"] = time.perf_counter() - started
             with torch.inference_mode():
@@ -273,12 +279,12 @@ def train_amvml(
             _save(out_dir, model, dataset, render, config, categories, history, tsm_weights, optimiser, epoch, phase)
             continue
         if optimiser is None:
-            optimiser = _optimiser(list(model.parameters()), config.lr, config, optimiser_state)
+            optimiser = _optimiser([{"params": list(model.parameters()), "lr": config.lr}], config, optimiser_state)
         if bank is None and config.bank_weight:
             # Every shape's current vector: the InfoNCE term ranks each photo against the whole pool.
             bank = torch.from_numpy(embed_view_sets(model, views.grey, device)).to(device)
         if config.freeze_batchnorm:
-            set_warmup_mode(model)  # batch statistics of 16 photos would overwrite the ImageNet ones
+            freeze_backbone_statistics(model)  # batch statistics of 16 photos would overwrite the ImageNet ones
         else:
             model.train()
         sums: dict[str, float] = {}
@@ -358,26 +364,22 @@ def _phase(epoch: int, config: AMVMLTrainConfig) -> str:
 
 
 def _optimiser(
-    parameters: list[torch.nn.Parameter], lr: float, config: AMVMLTrainConfig, state: dict[str, Any] | None
+    groups: list[dict[str, Any]], config: AMVMLTrainConfig, state: dict[str, Any] | None
 ) -> torch.optim.Optimizer:
-    optimiser = torch.optim.AdamW(parameters, lr=lr, weight_decay=config.weight_decay)
-    if state is not None:
-        optimiser.load_state_dict(state)
-    return optimiser
-
-
-def _warmup_optimiser(
-    model: AMVML, trainable: list[torch.nn.Parameter], config: AMVMLTrainConfig, state: dict[str, Any] | None
-) -> torch.optim.Optimizer:
-    photo_branch = {id(p) for p in model.enc2.parameters()}
-    groups = [
-        {"params": [p for p in trainable if id(p) not in photo_branch], "lr": config.warmup_lr},
-        {"params": [p for p in trainable if id(p) in photo_branch], "lr": config.photo_branch_lr},
-    ]
+    """AdamW over the non-empty parameter groups, continuing from `state` when resuming."""
     optimiser = torch.optim.AdamW([g for g in groups if g["params"]], weight_decay=config.weight_decay)
     if state is not None:
         optimiser.load_state_dict(state)
     return optimiser
+
+
+def _warmup_groups(model: AMVML, trainable: list[torch.nn.Parameter], config: AMVMLTrainConfig) -> list[dict[str, Any]]:
+    """The heads at the warm-up rate; the photo branch, when it trains, at its own."""
+    photo_branch = {id(p) for p in model.enc2.parameters()}
+    return [
+        {"params": [p for p in trainable if id(p) not in photo_branch], "lr": config.warmup_lr},
+        {"params": [p for p in trainable if id(p) in photo_branch], "lr": config.photo_branch_lr},
+    ]
 
 
 def _warmup_epoch(
@@ -390,7 +392,7 @@ def _warmup_epoch(
     epoch: int,
     progress: bool,
 ) -> dict[str, float]:
-    set_warmup_mode(model)
+    freeze_backbone_statistics(model)
     sums: dict[str, float] = {}
     steps = 0
     for batch in tqdm(loader, desc=f"warm-up {epoch + 1}/{config.epochs}", disable=not progress, leave=False):

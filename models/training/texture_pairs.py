@@ -19,6 +19,7 @@ from indexer.pool import ShapeRecord
 from indexer.render import Renderer, camera_poses
 from indexer.settings import RenderSettings
 from models.training.tsm_trainer import TexturePairs
+from models.training.views import save_npz_atomically
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +59,7 @@ def render_texture_pairs(
                 normal_maps = grey_renderer.render(mesh, size, passes=("normals",)).normals
                 assert normal_maps is not None
                 colour = np.stack([shaded.render(scene, poses[v])[0] for v in chosen_views])
-                path.parent.mkdir(parents=True, exist_ok=True)
-                partial = path.with_suffix(".partial.npz")
-                np.savez_compressed(partial, normals=normal_maps[chosen_views], textured=colour)
-                partial.replace(path)
+                save_npz_atomically(path, normals=normal_maps[chosen_views], textured=colour)
             with np.load(path) as data:
                 normals.append(data["normals"])
                 textured.append(data["textured"])

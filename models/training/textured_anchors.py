@@ -30,6 +30,7 @@ from indexer.render import camera_poses
 from indexer.settings import RenderSettings
 from models.preprocess import letterbox
 from models.training.photos import PhotoSample
+from models.training.views import save_npz_atomically
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +73,9 @@ def render_textured_views(
                     failed.append((shape.shape_id, str(err)))
                     continue
                 rendered = [renderer.render(scene, pose, background=black) for pose in poses]
-                path.parent.mkdir(parents=True, exist_ok=True)
-                partial = path.with_suffix(".partial.npz")
-                np.savez_compressed(
-                    partial, colour=np.stack([c for c, _ in rendered]), masks=np.stack([m for _, m in rendered])
+                save_npz_atomically(
+                    path, colour=np.stack([c for c, _ in rendered]), masks=np.stack([m for _, m in rendered])
                 )
-                partial.replace(path)
             with np.load(path) as data:
                 colours.append(data["colour"])
                 masks.append(data["masks"])

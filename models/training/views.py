@@ -37,6 +37,15 @@ class ShapeViews:
         return self.shape_ids.index(shape_id)
 
 
+def save_npz_atomically(path: Path, **arrays: np.ndarray) -> None:
+    """A cache file appears whole or not at all: an interrupted run re-renders that shape instead of reading junk."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial.npz")
+    payload: dict[str, Any] = dict(arrays)  # numpy's stub types **kwds against its own keyword options
+    np.savez_compressed(partial, **payload)
+    partial.replace(path)
+
+
 def _cache_file(cache_dir: Path, settings: RenderSettings, shape: ShapeRecord, with_normals: bool) -> Path:
     key = hashlib.sha256(f"{shape.shape_id}|{file_checksum(shape.path)}|{with_normals}".encode()).hexdigest()[:24]
     return cache_dir / settings.identity() / f"{key}.npz"
@@ -67,10 +76,7 @@ def render_views(
                 arrays: dict[str, Any] = {"grey": views.grey, "masks": views.masks}
                 if with_normals:
                     arrays["normals"] = renderer.render(mesh, settings.synth_size, passes=("normals",)).normals
-                path.parent.mkdir(parents=True, exist_ok=True)
-                partial = path.with_suffix(".partial.npz")
-                np.savez_compressed(partial, **arrays)
-                partial.replace(path)
+                save_npz_atomically(path, **arrays)
             with np.load(path) as data:
                 grey.append(data["grey"])
                 masks.append(data["masks"])

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,7 +28,7 @@ def backbone_modules(model: AMVML) -> tuple[nn.Module, ...]:
 @contextmanager
 def frozen_backbone(model: AMVML, train_photo_branch: bool = False) -> Iterator[list[nn.Parameter]]:
     """Freezes Enc1 and Enc3 (what the cached view features depend on) and, unless `train_photo_branch`, Enc2 too;
-    yields the parameters left to train. Batch-norm statistics stay frozen throughout (see `set_warmup_mode`)."""
+    yields the parameters left to train. Batch-norm statistics stay put: see `freeze_backbone_statistics`."""
     modules = [model.enc1, model.enc3] + ([] if train_photo_branch else [model.enc2])
     frozen = [p for module in modules for p in module.parameters()]
     states = [p.requires_grad for p in frozen]
@@ -42,24 +41,12 @@ def frozen_backbone(model: AMVML, train_photo_branch: bool = False) -> Iterator[
             parameter.requires_grad_(state)
 
 
-def set_warmup_mode(model: AMVML) -> None:
+def freeze_backbone_statistics(model: AMVML) -> None:
     """Heads in training mode, the backbone in evaluation mode: its batch-norm statistics stay put (and
     EfficientNet's drop-connect is off) while its weights may still learn."""
     model.train()
     for module in backbone_modules(model):
         module.eval()
-
-
-@torch.no_grad()  # not inference_mode: the cached features feed the heads' autograd graph
-def pooled_view_features(model: AMVML, grey: np.ndarray, device: torch.device, batch_shapes: int = 4) -> torch.Tensor:
-    """(N, V, S, S, 3) uint8 grey views -> (N, V, C) pooled C5 features of the view branch."""
-    model.eval()
-    chunks = []
-    for start in range(0, len(grey), batch_shapes):
-        views = torch.from_numpy(grey[start : start + batch_shapes]).to(device)
-        flat = views.flatten(0, 1).permute(0, 3, 1, 2).float() / 255
-        chunks.append(model.view_features(flat).mean(dim=(2, 3)).view(*views.shape[:2], -1).float())
-    return torch.cat(chunks)
 
 
 def pool_ranking_loss(
