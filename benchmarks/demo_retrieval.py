@@ -22,7 +22,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from service_load import free_port, start_server  # noqa: E402
 
-from weights.bundled import DEFAULT_AMVML  # noqa: E402
+from photo2cad.weights.bundled import DEFAULT_AMVML  # noqa: E402
 
 
 def test_photos(catalogue: Path) -> list[dict[str, str]]:

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 import trimesh
 
-from indexer.render import select_gl_platform
-from indexer.runner import BuildRequest, build_index
-from indexer.settings import RenderSettings
-from models import AMVML, AMVMLConfig
-from weights.checkpoint import header_for, save_checkpoint
+from photo2cad.indexer.runner import BuildRequest, build_index
+from photo2cad.models import AMVML, AMVMLConfig
+from photo2cad.shapes.render import select_gl_platform
+from photo2cad.shapes.settings import RenderSettings
+from photo2cad.weights.checkpoint import header_for, save_checkpoint
 
 
 def make_pool(root: Path, shapes: int, faces: int, seed: int) -> None:

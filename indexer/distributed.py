@@ -17,15 +17,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from indexer.embed import ViewEmbedder
-from indexer.mapper import StageTimes, render_shapes
-from indexer.pool import ShapeRecord
-from indexer.render import Renderer
-from indexer.runner import BuildReport, BuildRequest, build_index
-from indexer.settings import RenderSettings
-from indexer.shards import EmbeddedShape, FailedShape, Shard
-from models import AMVML
-from weights.checkpoint import load_amvml
+from photo2cad.indexer.embed import ViewEmbedder
+from photo2cad.indexer.mapper import StageTimes, render_shapes
+from photo2cad.indexer.runner import BuildReport, BuildRequest, build_index
+from photo2cad.indexer.shards import EmbeddedShape, FailedShape, Shard
+from photo2cad.models import AMVML
+from photo2cad.shapes.pool import ShapeRecord
+from photo2cad.shapes.render import Renderer
+from photo2cad.shapes.settings import RenderSettings
+from photo2cad.weights.checkpoint import load_amvml
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import contextlib
 import numpy as np
 import torch
 
-from models import AMVML
+from photo2cad.models import AMVML
 
 
 def views_to_tensor(views: np.ndarray) -> torch.Tensor:

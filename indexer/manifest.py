@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from indexer.settings import RenderSettings
-from indexer.store import IndexKind
+from photo2cad.indexer.vector_search import IndexKind
+from photo2cad.shapes.settings import RenderSettings
 
 MANIFEST_FORMAT = 1
 MANIFEST_NAME = "manifest.json"

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from indexer.embed import ViewEmbedder
-from indexer.meshes import MeshLoadError, load_mesh, normalise
-from indexer.pool import ShapeRecord
-from indexer.render import Renderer
-from indexer.settings import RenderSettings
-from indexer.shards import EmbeddedShape, FailedShape
+from photo2cad.indexer.embed import ViewEmbedder
+from photo2cad.indexer.shards import EmbeddedShape, FailedShape
+from photo2cad.shapes.meshes import MeshLoadError, load_mesh, normalise
+from photo2cad.shapes.pool import ShapeRecord
+from photo2cad.shapes.render import Renderer
+from photo2cad.shapes.settings import RenderSettings
 
 log = logging.getLogger(__name__)
 

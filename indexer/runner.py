@@ -16,20 +16,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from indexer import layout
-from indexer.embed import ViewEmbedder
-from indexer.manifest import FailedEntry, IndexCounts, Manifest, ShapeEntry, WeightsIdentity
-from indexer.mapper import StageTimes, embed_shapes, render_shapes
-from indexer.meshes import file_checksum
-from indexer.pool import PoolListing, ShapeRecord, scan_pool
-from indexer.render import Renderer
-from indexer.search import open_index
-from indexer.settings import RenderSettings
-from indexer.shards import EmbeddedShape, FailedShape, Shard, ShardStore, thumbnail_name
-from indexer.store import IndexKind, VectorIndex, gpu_available, recall_at_k
-from models import AMVML
 from photo2cad.device import pick_device
-from weights.checkpoint import CheckpointHeader, load_amvml
+from photo2cad.indexer import layout
+from photo2cad.indexer.embed import ViewEmbedder
+from photo2cad.indexer.manifest import FailedEntry, IndexCounts, Manifest, ShapeEntry, WeightsIdentity
+from photo2cad.indexer.mapper import StageTimes, embed_shapes, render_shapes
+from photo2cad.indexer.shards import EmbeddedShape, FailedShape, Shard, ShardStore, thumbnail_name
+from photo2cad.indexer.vector_search import IndexKind, VectorIndex, gpu_available, recall_at_k
+from photo2cad.indexer.version import open_index
+from photo2cad.models import AMVML
+from photo2cad.shapes.meshes import file_checksum
+from photo2cad.shapes.pool import PoolListing, ShapeRecord, scan_pool
+from photo2cad.shapes.render import Renderer
+from photo2cad.shapes.settings import RenderSettings
+from photo2cad.weights.checkpoint import CheckpointHeader, load_amvml
 
 log = logging.getLogger(__name__)
 

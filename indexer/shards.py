@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.pool import ShapeRecord
+from photo2cad.shapes.pool import ShapeRecord
 
 
 @dataclass(frozen=True)

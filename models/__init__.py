@@ -1,7 +1,11 @@
-"""The two networks of the paper: the Texture Synthesis Module (TSM) and AMV-ML."""
+"""The networks of the paper (the Texture Synthesis Module and AMV-ML) and how they embed; with the dataset
+readers (`datasets`), training (`training`) and evaluation (`evaluation`) as subpackages on higher floors."""
 
-from models.amvml import AMVML
-from models.config import AMVMLConfig, TSMConfig
-from models.tsm import TextureSynthesisModule
+if __name__ != "photo2cad.models":  # the folder imported from the repository root as a top-level `models`
+    raise ImportError("this folder installs as photo2cad.models: import photo2cad.models, not models")
+
+from photo2cad.models.amvml import AMVML
+from photo2cad.models.config import AMVMLConfig, TSMConfig
+from photo2cad.models.tsm import TextureSynthesisModule
 
 __all__ = ["AMVML", "AMVMLConfig", "TSMConfig", "TextureSynthesisModule"]

@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.backbones import build_backbone
-from models.config import AMVMLConfig
-from models.layers import category_linear
+from photo2cad.models.backbones import build_backbone
+from photo2cad.models.config import AMVMLConfig
+from photo2cad.models.layers import category_linear
 
 
 def conv_bn_relu(c_in: int, c_out: int, kernel: int) -> nn.Sequential:

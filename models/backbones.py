@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models.config import Backbone
-from weights.pretrained import efficientnet_lite0, resnet34
+from photo2cad.models.config import Backbone
+from photo2cad.weights.pretrained import efficientnet_lite0, resnet34
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

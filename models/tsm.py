@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.config import TSMConfig
-from models.layers import category_linear
+from photo2cad.models.config import TSMConfig
+from photo2cad.models.layers import category_linear
 
 LEAK = 0.2
 

@@ -45,7 +45,9 @@ case "$(uname -m)" in
   *) $PIP install -q "torch==2.14.1" "torchvision==0.29.1" ;;
 esac
 echo "==> installing photo2cad[$PHOTO2CAD_EXTRAS,dev]"
-$PIP install -q -e ".[$PHOTO2CAD_EXTRAS,dev]"
+# strict: the installed package mirrors photo2cad.* (links into this tree), so mypy and tools follow the
+# package-dir mapping; re-run the installer after adding a module.
+$PIP install -q -e ".[$PHOTO2CAD_EXTRAS,dev]" --config-settings editable_mode=strict
 $PIP install -q "PyOpenGL>=3.1.7" 2>&1 | grep -v "pyrender 0.1.45 requires PyOpenGL==3.1.0" || true
 "$VENV/bin/photo2cad" info
 echo "==> done. Activate with: source $VENV/bin/activate"

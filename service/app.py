@@ -12,24 +12,31 @@ from pathlib import Path
 import torch
 from fastapi import FastAPI
 
-from indexer import layout
-from indexer.manifest import Manifest
-from indexer.meshes import file_checksum
-from indexer.store import gpu_available
 from photo2cad import __version__
 from photo2cad.device import pick_device
-from service.batcher import MicroBatcher
-from service.encoder import QueryEncoder, choose_weights, compatibility_problems
-from service.errors import ServiceConfigError, install_error_handlers
-from service.images import ImageLimits
-from service.index_state import IndexHolder, LoadedIndex, ReloadOutcome, follows_current, load_initial, resolve_version
-from service.limits import BodySizeLimitMiddleware
-from service.metrics import RequestMetricsMiddleware, ServiceMetrics
-from service.routes import admin, ops, retrieve, shapes
-from service.routes.page import page_router
-from service.settings import ServiceSettings
-from service.state import ServiceState
-from weights.checkpoint import CheckpointError, read_header
+from photo2cad.indexer import layout
+from photo2cad.indexer.manifest import Manifest
+from photo2cad.indexer.vector_search import gpu_available
+from photo2cad.service.batcher import MicroBatcher
+from photo2cad.service.encoder import QueryEncoder, choose_weights, compatibility_problems
+from photo2cad.service.errors import ServiceConfigError, install_error_handlers
+from photo2cad.service.images import ImageLimits
+from photo2cad.service.limits import BodySizeLimitMiddleware
+from photo2cad.service.metrics import RequestMetricsMiddleware, ServiceMetrics
+from photo2cad.service.routes import admin, ops, retrieve, shapes
+from photo2cad.service.routes.page import page_router
+from photo2cad.service.served_index import (
+    IndexHolder,
+    LoadedIndex,
+    ReloadOutcome,
+    follows_current,
+    load_initial,
+    resolve_version,
+)
+from photo2cad.service.settings import ServiceSettings
+from photo2cad.service.state import ServiceState
+from photo2cad.shapes.meshes import file_checksum
+from photo2cad.weights.checkpoint import CheckpointError, read_header
 
 log = logging.getLogger(__name__)
 

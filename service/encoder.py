@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from indexer.manifest import Manifest
-from indexer.meshes import file_checksum
-from models import AMVML
-from service.errors import ServiceConfigError
-from weights.bundled import NoWeightsError, resolve_amvml
-from weights.checkpoint import CheckpointError, load_amvml
+from photo2cad.indexer.manifest import Manifest
+from photo2cad.models import AMVML
+from photo2cad.service.errors import ServiceConfigError
+from photo2cad.shapes.meshes import file_checksum
+from photo2cad.weights.bundled import NoWeightsError, resolve_amvml
+from photo2cad.weights.checkpoint import CheckpointError, load_amvml
 
 log = logging.getLogger(__name__)
 

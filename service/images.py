@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from service.errors import BadImage, ImageTooLarge, UnsupportedImage
+from photo2cad.service.errors import BadImage, ImageTooLarge, UnsupportedImage
 
 # Pillow's JPEG opener also opens MPO (a JPEG with more pictures appended, as many phones write) and names it so.
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from service.errors import OutsidePool, ShapeNotFound
-from service.index_state import LoadedIndex
+from photo2cad.service.errors import OutsidePool, ShapeNotFound
+from photo2cad.service.served_index import LoadedIndex
 
 MESH_MEDIA_TYPES = {
     ".obj": "model/obj",

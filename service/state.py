@@ -7,13 +7,13 @@ from dataclasses import dataclass
 import numpy as np
 from fastapi import Request
 
-from service.batcher import MicroBatcher
-from service.encoder import PhotoInput, QueryEncoder
-from service.errors import NotReady
-from service.images import ImageLimits
-from service.index_state import IndexHolder
-from service.metrics import ServiceMetrics
-from service.settings import ServiceSettings
+from photo2cad.service.batcher import MicroBatcher
+from photo2cad.service.encoder import PhotoInput, QueryEncoder
+from photo2cad.service.errors import NotReady
+from photo2cad.service.images import ImageLimits
+from photo2cad.service.metrics import ServiceMetrics
+from photo2cad.service.served_index import IndexHolder
+from photo2cad.service.settings import ServiceSettings
 
 
 @dataclass

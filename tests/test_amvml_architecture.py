@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from models import AMVML, AMVMLConfig
-from models.amvml import masked_average_pool
+from photo2cad.models import AMVML, AMVMLConfig
+from photo2cad.models.amvml import masked_average_pool
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
-from weights.checkpoint import CheckpointError, header_for, load_amvml, load_tsm, read_header, save_checkpoint
+from photo2cad.models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
+from photo2cad.weights.checkpoint import CheckpointError, header_for, load_amvml, load_tsm, read_header, save_checkpoint
 
 RENDERER = {"views": 12, "elevation": 14.0, "distance": 3.3, "fov": 56.0, "size": 224}
 

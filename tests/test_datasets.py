@@ -14,8 +14,7 @@ import pytest
 import trimesh
 from PIL import Image
 
-from indexer.pool import ShapeRecord
-from models.datasets import (
+from photo2cad.models.datasets import (
     DatasetError,
     QueryRecord,
     RetrievalDataset,
@@ -27,6 +26,7 @@ from models.datasets import (
     read_pix3d,
     read_stanford_cars_3d,
 )
+from photo2cad.shapes.pool import ShapeRecord
 
 IKEA_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "ikea-pix3d-dev"
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from indexer.meshes import load_mesh, normalise
-from indexer.pool import scan_pool
-from indexer.shaded import load_textured
-from models.datasets import demo
-from models.datasets.demo import CATEGORIES, FORMATS, MAX_FACES, design_catalogue, generate_demo
-from models.datasets.folder import read_folder
+from photo2cad.models.datasets import demo
+from photo2cad.models.datasets.demo import CATEGORIES, FORMATS, MAX_FACES, design_catalogue, generate_demo
+from photo2cad.models.datasets.folder import read_folder
+from photo2cad.shapes.meshes import load_mesh, normalise
+from photo2cad.shapes.pool import scan_pool
+from photo2cad.shapes.shaded import load_textured
 
 SHAPES = 3
 PHOTOS = 2

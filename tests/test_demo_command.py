@@ -6,12 +6,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from indexer import layout
-from indexer.search import open_index
 from photo2cad.cli import app
-from photo2cad.demo_cli import example_photo, prepare_demo
-from weights.bundled import DEFAULT_AMVML
-from weights.checkpoint import read_header
+from photo2cad.cli.demo import example_photo, prepare_demo
+from photo2cad.indexer import layout
+from photo2cad.indexer.version import open_index
+from photo2cad.weights.bundled import DEFAULT_AMVML
+from photo2cad.weights.checkpoint import read_header
 
 
 def test_bundled_weights_say_how_they_were_trained() -> None:

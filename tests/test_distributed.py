@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.runner import BuildRequest, build_index
-from indexer.search import open_index
-from indexer.settings import RenderSettings
+from photo2cad.indexer.runner import BuildRequest, build_index
+from photo2cad.indexer.version import open_index
+from photo2cad.shapes.settings import RenderSettings
 from tests.meshpool import write_pool
 
 ray = pytest.importorskip("ray")
@@ -23,7 +23,7 @@ def local_ray():  # type: ignore[no-untyped-def]
 
 
 def test_ray_build_matches_the_local_build(tmp_path: Path, tiny_weights: Path, local_ray: None) -> None:
-    from indexer.distributed import RayOptions, build_index_with_ray
+    from photo2cad.indexer.distributed import RayOptions, build_index_with_ray
 
     pool = tmp_path / "pool"
     write_pool(pool, count=6)

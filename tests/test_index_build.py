@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from indexer import layout
-from indexer.runner import BuildError, BuildRequest, build_index, update_request, verify_index
-from indexer.search import open_index
-from indexer.settings import RenderSettings
 from photo2cad.cli import app
+from photo2cad.indexer import layout
+from photo2cad.indexer.runner import BuildError, BuildRequest, build_index, update_request, verify_index
+from photo2cad.indexer.version import open_index
+from photo2cad.shapes.settings import RenderSettings
 from tests.meshpool import write_pool
 
 SETTINGS = RenderSettings(num_views=4, embed_size=64)

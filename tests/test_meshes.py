@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from indexer.meshes import SUPPORTED_SUFFIXES, MeshLoadError, file_checksum, load_mesh, normalise
+from photo2cad.shapes.meshes import SUPPORTED_SUFFIXES, MeshLoadError, file_checksum, load_mesh, normalise
 
 
 @pytest.mark.parametrize("suffix", SUPPORTED_SUFFIXES)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import trimesh
 
-from indexer.pool import MESH_SUFFIXES, PoolError, scan_pool, shape_id_for_mesh
+from photo2cad.shapes.pool import MESH_SUFFIXES, PoolError, scan_pool, shape_id_for_mesh
 
 
 def write_mesh(path: Path) -> Path:

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torchvision
 
-from weights import pretrained
+from photo2cad.weights import pretrained
 
 
 @pytest.fixture

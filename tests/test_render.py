@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from indexer.render import NORMALS_BACKGROUND, Renderer, ViewSet, camera_poses, select_gl_platform
-from indexer.settings import RenderSettings
+from photo2cad.shapes.render import NORMALS_BACKGROUND, Renderer, ViewSet, camera_poses, select_gl_platform
+from photo2cad.shapes.settings import RenderSettings
 
 SETTINGS = RenderSettings()
 FLAT_SETTINGS = RenderSettings(num_views=4, elevation_deg=0.0)

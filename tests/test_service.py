@@ -24,15 +24,15 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from typer.testing import CliRunner
 
-from indexer.runner import BuildRequest, build_index
-from indexer.search import open_index
-from indexer.settings import RenderSettings
-from models.preprocess import mask_to_tensor, photo_to_tensor
-from service.app import create_app, plan_startup
-from service.errors import ServiceConfigError
-from service.settings import ServiceSettings
+from photo2cad.indexer.runner import BuildRequest, build_index
+from photo2cad.indexer.version import open_index
+from photo2cad.models.preprocess import mask_to_tensor, photo_to_tensor
+from photo2cad.service.app import create_app, plan_startup
+from photo2cad.service.errors import ServiceConfigError
+from photo2cad.service.settings import ServiceSettings
+from photo2cad.shapes.settings import RenderSettings
+from photo2cad.weights.checkpoint import load_amvml
 from tests.meshpool import write_pool
-from weights.checkpoint import load_amvml
 
 RENDER = RenderSettings(num_views=4, embed_size=64)
 
@@ -306,7 +306,7 @@ def test_mask_and_photo_sizes_are_compared_as_displayed_after_exif_rotation(clie
 
 
 def test_a_large_jpeg_is_decoded_at_a_reduced_scale() -> None:
-    from service.images import ImageLimits, decode_image
+    from photo2cad.service.images import ImageLimits, decode_image
 
     photo = image_bytes((2048, 1536), "JPEG")
     decoded = decode_image(photo, "photo", ImageLimits(40_000_000, 32, 10.0), draft_side=128)
@@ -495,8 +495,8 @@ def test_the_encoder_thread_count_holds_while_serving_and_is_restored_after(serv
 # ---------------------------------------------------------------------------------------------------------- weights
 @pytest.fixture(scope="module")
 def other_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from models import AMVML, AMVMLConfig
-    from weights.checkpoint import header_for, save_checkpoint
+    from photo2cad.models import AMVML, AMVMLConfig
+    from photo2cad.weights.checkpoint import header_for, save_checkpoint
 
     config = AMVMLConfig(backbone="efficientnet_lite0", pretrained=False, image_size=64, embedding_dim=32, num_views=4)
     torch.manual_seed(1)
@@ -525,7 +525,7 @@ def test_serve_command_refuses_mismatched_weights_with_a_message(
 ) -> None:
     import typer
 
-    from photo2cad.serve_cli import serve
+    from photo2cad.cli.serve import serve
 
     command = typer.Typer()
     command.command()(serve)
@@ -537,7 +537,7 @@ def test_serve_command_refuses_mismatched_weights_with_a_message(
 def test_serve_command_on_a_directory_without_index_says_so(tmp_path: Path) -> None:
     import typer
 
-    from photo2cad.serve_cli import serve
+    from photo2cad.cli.serve import serve
 
     command = typer.Typer()
     command.command()(serve)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from service.batcher import BatcherStopped, MicroBatcher
+from photo2cad.service.batcher import BatcherStopped, MicroBatcher
 
 
 class Recorder:

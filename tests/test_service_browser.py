@@ -43,7 +43,7 @@ def free_port() -> int:
 def live_server(served_index: ServedIndex, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:  # noqa: F811
     port = free_port()
     log = (tmp_path_factory.mktemp("server") / "server.log").open("wb")
-    command = [sys.executable, "-m", "photo2cad.serve_cli", "--index", str(served_index.root)]
+    command = [sys.executable, "-m", "photo2cad.cli", "serve", "--index", str(served_index.root)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--no-access-log"]
     process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

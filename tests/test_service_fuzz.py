@@ -20,7 +20,7 @@ from schemathesis.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-from service.app import create_app  # noqa: E402
+from photo2cad.service.app import create_app  # noqa: E402
 from tests.test_service import ServedIndex, served_index, settings_for  # noqa: E402, F401 - fixture
 
 EXAMPLES_PER_OPERATION = 25

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from indexer import layout
-from indexer.runner import build_index, update_request
-from service.app import create_app
+from photo2cad.indexer import layout
+from photo2cad.indexer.runner import build_index, update_request
+from photo2cad.service.app import create_app
 from tests.test_service import (  # noqa: F401 - fixtures
     ServedIndex,
     metric,

@@ -11,10 +11,10 @@ import pytest
 import trimesh
 from PIL import Image
 
-from indexer.meshes import MeshLoadError, load_mesh, normalise
-from indexer.render import Renderer, camera_poses
-from indexer.settings import RenderSettings
-from indexer.shaded import Light, ShadedRenderer, load_textured
+from photo2cad.shapes.meshes import MeshLoadError, load_mesh, normalise
+from photo2cad.shapes.render import Renderer, camera_poses
+from photo2cad.shapes.settings import RenderSettings
+from photo2cad.shapes.shaded import Light, ShadedRenderer, load_textured
 
 SIZE = 96
 SETTINGS = RenderSettings(num_views=4, embed_size=SIZE)

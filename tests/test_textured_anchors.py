@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from indexer.pool import scan_pool
-from indexer.settings import RenderSettings
-from models.training.textured_anchors import (
+from photo2cad.models.training.textured_anchors import (
     TexturedAnchors,
     TexturedViews,
     anchor_cameras,
     object_crop,
     render_textured_views,
 )
+from photo2cad.shapes.pool import scan_pool
+from photo2cad.shapes.settings import RenderSettings
 from tests.meshpool import write_pool
 
 SIZE = 48

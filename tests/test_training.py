@@ -10,17 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from indexer.settings import RenderSettings
-from models import AMVMLConfig, TSMConfig
-from models.datasets import read_dataset
-from models.datasets.records import RetrievalDataset
-from models.evaluation.evaluate import evaluate
-from models.training.amvml_trainer import train_amvml
-from models.training.config import AMVMLTrainConfig, TSMTrainConfig
-from models.training.tsm_trainer import TexturePairs, train_tsm
-from models.training.views import render_views
+from photo2cad.models import AMVMLConfig, TSMConfig
+from photo2cad.models.datasets import read_dataset
+from photo2cad.models.datasets.records import RetrievalDataset
+from photo2cad.models.evaluation.evaluate import evaluate
+from photo2cad.models.training.amvml_trainer import train_amvml
+from photo2cad.models.training.config import AMVMLTrainConfig, TSMTrainConfig
+from photo2cad.models.training.tsm_trainer import TexturePairs, train_tsm
+from photo2cad.models.training.views import render_views
+from photo2cad.shapes.settings import RenderSettings
+from photo2cad.weights.checkpoint import header_for, load_amvml, load_tsm, save_checkpoint
 from tests.photoset import write_photo_dataset
-from weights.checkpoint import header_for, load_amvml, load_tsm, save_checkpoint
 
 SIZE = 64
 CPU = torch.device("cpu")
@@ -82,7 +82,7 @@ def test_training_resumes_from_the_last_epoch(trained: Path, photoset: tuple[Pat
 
 def _changed_parts(checkpoint: Path) -> set[str]:
     """Which of enc1/enc2/enc3/heads differ from a freshly (ImageNet-)initialised network."""
-    from models import AMVML
+    from photo2cad.models import AMVML
 
     fresh = AMVML(model_config()).state_dict()
     after = load_amvml(checkpoint)[0].state_dict()
@@ -180,7 +180,7 @@ def test_trained_network_beats_the_untrained_one_on_top1(
 ) -> None:
     root, dataset = photoset
     untrained = model_config()
-    from models import AMVML
+    from photo2cad.models import AMVML
 
     torch.manual_seed(0)
     untrained_path = save_checkpoint(tmp_path / "untrained.safetensors", model := AMVML(untrained), header_for(model))
@@ -259,7 +259,7 @@ def test_tsm_training_saves_sample_grids_and_a_loadable_checkpoint(tmp_path: Pat
 
 
 def test_hard_triplets_train_with_a_tsm(photoset: tuple[Path, RetrievalDataset], tmp_path: Path) -> None:
-    from models import TextureSynthesisModule
+    from photo2cad.models import TextureSynthesisModule
 
     _, dataset = photoset
     tsm = TextureSynthesisModule(TSMConfig(num_categories=4, image_size=64, base_channels=8))
@@ -291,7 +291,7 @@ def test_tsm_triplets_without_end_to_end_epochs_are_refused(
 
 
 def test_views_of_broken_shapes_are_left_out_and_reported(tmp_path: Path) -> None:
-    from indexer.pool import ShapeRecord
+    from photo2cad.shapes.pool import ShapeRecord
 
     (tmp_path / "bad.obj").write_text("not a mesh")
     good = tmp_path / "good.ply"

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from models import TextureSynthesisModule, TSMConfig
-from models.tsm import EncoderResBlock, PatchDiscriminator, UnetDown, UnetUp
+from photo2cad.models import TextureSynthesisModule, TSMConfig
+from photo2cad.models.tsm import EncoderResBlock, PatchDiscriminator, UnetDown, UnetUp
 
 C, Z = 4, 8
 

@@ -18,7 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
+from photo2cad.models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
 
 FORMAT_VERSION = 1
 HEADER_KEY = "photo2cad"

@@ -10,11 +10,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from models.datasets.cars import read_compcars_3d, read_stanford_cars_3d
-from models.datasets.folder import read_folder, read_ikea_dev
-from models.datasets.future3d import read_3d_future
-from models.datasets.pix3d import read_pix3d
-from models.datasets.records import SPLITS, DatasetError, QueryRecord, RetrievalDataset, Split
+from photo2cad.models.datasets.cars import read_compcars_3d, read_stanford_cars_3d
+from photo2cad.models.datasets.folder import read_folder, read_ikea_dev
+from photo2cad.models.datasets.future3d import read_3d_future
+from photo2cad.models.datasets.pix3d import read_pix3d
+from photo2cad.models.datasets.records import SPLITS, DatasetError, QueryRecord, RetrievalDataset, Split
 
 READERS: dict[str, Callable[..., RetrievalDataset]] = {
     "pix3d": read_pix3d,

@@ -9,9 +9,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeGuard
 
-from indexer.csvfile import read_csv_rows
-from indexer.pool import PoolError, PoolListing, scan_pool
-from models.datasets.records import SPLITS, DatasetError, Split
+from photo2cad.models.datasets.records import SPLITS, DatasetError, Split
+from photo2cad.shapes.csvfile import read_csv_rows
+from photo2cad.shapes.pool import PoolError, PoolListing, scan_pool
 
 OnMissing = Literal["error", "skip"]
 _EXAMPLES_LOGGED = 5

@@ -28,9 +28,9 @@ import pickle
 from pathlib import Path
 from typing import Any, Literal
 
-from indexer.pool import ShapeRecord
-from models.datasets._common import OnMissing, RecordProblems
-from models.datasets.records import DatasetError, QueryRecord, RetrievalDataset, Split
+from photo2cad.models.datasets._common import OnMissing, RecordProblems
+from photo2cad.models.datasets.records import DatasetError, QueryRecord, RetrievalDataset, Split
+from photo2cad.shapes.pool import ShapeRecord
 
 logger = logging.getLogger(__name__)
 

@@ -43,9 +43,9 @@ import trimesh
 from PIL import Image, ImageFilter
 from trimesh.visual.material import PBRMaterial, SimpleMaterial
 
-from indexer.pool import shape_id_for_mesh
-from indexer.shaded import Light, ShadedRenderer  # pyrender itself loads only when a renderer is made
-from models.datasets.records import Split
+from photo2cad.models.datasets.records import Split
+from photo2cad.shapes.pool import shape_id_for_mesh
+from photo2cad.shapes.shaded import Light, ShadedRenderer  # pyrender itself loads only when a renderer is made
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.pool import ShapeRecord
-from models.datasets._common import (
+from photo2cad.models.datasets._common import (
     OnMissing,
     RecordProblems,
     parse_split,
@@ -33,7 +32,8 @@ from models.datasets._common import (
     split_whole_groups,
     split_within_groups,
 )
-from models.datasets.records import QueryRecord, RetrievalDataset, Split
+from photo2cad.models.datasets.records import QueryRecord, RetrievalDataset, Split
+from photo2cad.shapes.pool import ShapeRecord
 
 logger = logging.getLogger(__name__)
 

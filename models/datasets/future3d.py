@@ -36,9 +36,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from indexer.pool import ShapeRecord
-from models.datasets._common import OnMissing, RecordProblems, is_number, load_json
-from models.datasets.records import DatasetError, QueryRecord, RetrievalDataset, Split
+from photo2cad.models.datasets._common import OnMissing, RecordProblems, is_number, load_json
+from photo2cad.models.datasets.records import DatasetError, QueryRecord, RetrievalDataset, Split
+from photo2cad.shapes.pool import ShapeRecord
 
 logger = logging.getLogger(__name__)
 

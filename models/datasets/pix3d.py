@@ -28,8 +28,7 @@ import logging
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from indexer.pool import ShapeRecord, shape_id_for_mesh
-from models.datasets._common import (
+from photo2cad.models.datasets._common import (
     OnMissing,
     RecordProblems,
     is_number,
@@ -38,7 +37,8 @@ from models.datasets._common import (
     scan_pool_logged,
     split_by_photo,
 )
-from models.datasets.records import DatasetError, QueryRecord, RetrievalDataset, Split
+from photo2cad.models.datasets.records import DatasetError, QueryRecord, RetrievalDataset, Split
+from photo2cad.shapes.pool import ShapeRecord, shape_id_for_mesh
 
 logger = logging.getLogger(__name__)
 

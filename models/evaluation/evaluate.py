@@ -16,15 +16,15 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageOps
 
-from indexer import layout
-from indexer.meshes import file_checksum
-from indexer.runner import BuildRequest, build_index
-from indexer.search import OpenIndex, open_index
-from indexer.settings import RenderSettings
-from models.datasets.records import QueryRecord, RetrievalDataset
-from models.evaluation.geometry import geometric_score, surface_points
-from models.evaluation.retrieval import embed_queries, rank_queries, retrieval_metrics
-from weights.checkpoint import load_amvml
+from photo2cad.indexer import layout
+from photo2cad.indexer.runner import BuildRequest, build_index
+from photo2cad.indexer.version import OpenIndex, open_index
+from photo2cad.models.datasets.records import QueryRecord, RetrievalDataset
+from photo2cad.models.evaluation.geometry import geometric_score, surface_points
+from photo2cad.models.evaluation.retrieval import embed_queries, rank_queries, retrieval_metrics
+from photo2cad.shapes.meshes import file_checksum
+from photo2cad.shapes.settings import RenderSettings
+from photo2cad.weights.checkpoint import load_amvml
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import numpy as np
 import trimesh
 from scipy.spatial import cKDTree
 
-from indexer.meshes import load_mesh, normalise
+from photo2cad.shapes.meshes import load_mesh, normalise
 
 POINTS = 4096
 F_SCORE_THRESHOLD = 0.05  # 2.5 % of the normalised extent of 2

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from models import AMVML
-from models.datasets.records import QueryRecord
-from models.training.photos import PhotoDataset, collate
+from photo2cad.models import AMVML
+from photo2cad.models.datasets.photos import PhotoDataset, collate
+from photo2cad.models.datasets.records import QueryRecord
 
 
 def _autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:

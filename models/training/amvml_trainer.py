@@ -23,24 +23,24 @@ import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from tqdm import tqdm
 
-from indexer.settings import RenderSettings
-from models import AMVML, AMVMLConfig, TextureSynthesisModule
-from models.datasets.records import RetrievalDataset
-from models.evaluation.retrieval import (
+from photo2cad.models import AMVML, AMVMLConfig, TextureSynthesisModule
+from photo2cad.models.datasets.photos import PhotoDataset, PhotoSample, collate, photo_augmentation
+from photo2cad.models.datasets.records import RetrievalDataset
+from photo2cad.models.evaluation.retrieval import (
     embed_queries,
     embed_view_sets,
     pooled_view_features,
     rank_queries,
     retrieval_metrics,
 )
-from models.training.config import AMVMLTrainConfig
-from models.training.curves import plot_curves
-from models.training.losses import batch_triplet_loss, masked_category_loss, masked_mask_loss, triplet_loss
-from models.training.photos import PhotoDataset, PhotoSample, collate, photo_augmentation
-from models.training.textured_anchors import TexturedAnchors, anchor_cameras, render_textured_views
-from models.training.views import ShapeViews, render_views
-from models.training.warmup import freeze_backbone_statistics, frozen_backbone, pool_ranking_loss
-from weights.checkpoint import header_for, load_amvml, load_tsm, save_checkpoint
+from photo2cad.models.training.config import AMVMLTrainConfig
+from photo2cad.models.training.curves import plot_curves
+from photo2cad.models.training.losses import batch_triplet_loss, masked_category_loss, masked_mask_loss, triplet_loss
+from photo2cad.models.training.textured_anchors import TexturedAnchors, anchor_cameras, render_textured_views
+from photo2cad.models.training.views import ShapeViews, render_views
+from photo2cad.models.training.warmup import freeze_backbone_statistics, frozen_backbone, pool_ranking_loss
+from photo2cad.shapes.settings import RenderSettings
+from photo2cad.weights.checkpoint import header_for, load_amvml, load_tsm, save_checkpoint
 
 log = logging.getLogger(__name__)
 

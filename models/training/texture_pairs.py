@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from indexer.meshes import MeshLoadError, file_checksum, load_mesh, normalise
-from indexer.pool import ShapeRecord
-from indexer.render import Renderer, camera_poses
-from indexer.settings import RenderSettings
-from models.training.tsm_trainer import TexturePairs
-from models.training.views import save_npz_atomically
+from photo2cad.models.training.tsm_trainer import TexturePairs
+from photo2cad.models.training.views import save_npz_atomically
+from photo2cad.shapes.meshes import MeshLoadError, file_checksum, load_mesh, normalise
+from photo2cad.shapes.pool import ShapeRecord
+from photo2cad.shapes.render import Renderer, camera_poses
+from photo2cad.shapes.settings import RenderSettings
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def render_texture_pairs(
     views_per_shape: int | None = None,
     progress: bool = True,
 ) -> TexturePairs:
-    from indexer.shaded import ShadedRenderer, load_textured
+    from photo2cad.shapes.shaded import ShadedRenderer, load_textured
 
     size = settings.synth_size
     poses = camera_poses(settings)

@@ -24,13 +24,13 @@ from torchvision.transforms import v2
 from torchvision.tv_tensors import Mask
 from tqdm import tqdm
 
-from indexer.meshes import MeshLoadError, file_checksum
-from indexer.pool import ShapeRecord
-from indexer.render import camera_poses
-from indexer.settings import RenderSettings
-from models.preprocess import letterbox
-from models.training.photos import PhotoSample
-from models.training.views import save_npz_atomically
+from photo2cad.models.datasets.photos import PhotoSample
+from photo2cad.models.preprocess import letterbox
+from photo2cad.models.training.views import save_npz_atomically
+from photo2cad.shapes.meshes import MeshLoadError, file_checksum
+from photo2cad.shapes.pool import ShapeRecord
+from photo2cad.shapes.render import camera_poses
+from photo2cad.shapes.settings import RenderSettings
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def render_textured_views(
     shapes: Sequence[ShapeRecord], settings: RenderSettings, cache_dir: Path, progress: bool = True
 ) -> TexturedViews:
     """Own-material renders of every shape at settings.embed_size, cached per shape; broken shapes are logged."""
-    from indexer.shaded import ShadedRenderer, load_textured
+    from photo2cad.shapes.shaded import ShadedRenderer, load_textured
 
     size = settings.embed_size
     poses = camera_poses(settings)

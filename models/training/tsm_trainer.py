@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from models import TextureSynthesisModule, TSMConfig
-from models.training.config import TSMTrainConfig
-from models.training.curves import plot_curves
-from models.training.losses import kl_divergence, lsgan_loss, masked_category_loss
-from weights.checkpoint import header_for, load_tsm, save_checkpoint
+from photo2cad.models import TextureSynthesisModule, TSMConfig
+from photo2cad.models.training.config import TSMTrainConfig
+from photo2cad.models.training.curves import plot_curves
+from photo2cad.models.training.losses import kl_divergence, lsgan_loss, masked_category_loss
+from photo2cad.weights.checkpoint import header_for, load_tsm, save_checkpoint
 
 log = logging.getLogger(__name__)
 

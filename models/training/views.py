@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from indexer.meshes import MeshLoadError, file_checksum, load_mesh, normalise
-from indexer.pool import ShapeRecord
-from indexer.render import Renderer
-from indexer.settings import RenderSettings
+from photo2cad.shapes.meshes import MeshLoadError, file_checksum, load_mesh, normalise
+from photo2cad.shapes.pool import ShapeRecord
+from photo2cad.shapes.render import Renderer
+from photo2cad.shapes.settings import RenderSettings
 
 log = logging.getLogger(__name__)
 

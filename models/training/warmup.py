@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import AMVML
-from models.training.losses import masked_category_loss, masked_mask_loss
+from photo2cad.models import AMVML
+from photo2cad.models.training.losses import masked_category_loss, masked_mask_loss
 
 
 def backbone_modules(model: AMVML) -> tuple[nn.Module, ...]:

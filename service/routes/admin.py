@@ -8,9 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from service.errors import ReloadRefused, Unauthorized
-from service.schemas import ReloadResult, error_responses
-from service.state import ServiceState, service_state
+from photo2cad.service.errors import ReloadRefused, Unauthorized
+from photo2cad.service.schemas import ReloadResult, error_responses
+from photo2cad.service.state import ServiceState, service_state
 
 router = APIRouter(prefix="/admin", tags=["admin"])
 bearer = HTTPBearer(auto_error=False, description="the configured PHOTO2CAD_ADMIN_TOKEN")

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from service.metrics import ServiceMetrics
-from service.schemas import CategoryCount, Health, IndexInfo, Readiness, WeightsInfo, error_responses
-from service.state import ServiceState, metrics_of, service_state
+from photo2cad.service.metrics import ServiceMetrics
+from photo2cad.service.schemas import CategoryCount, Health, IndexInfo, Readiness, WeightsInfo, error_responses
+from photo2cad.service.state import ServiceState, metrics_of, service_state
 
 router = APIRouter(tags=["operations"])
 

@@ -8,11 +8,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 
-from service.batcher import BatcherStopped
-from service.errors import NotReady
-from service.retrieval import check_category, prepare_query, rank_shapes, shape_urls
-from service.schemas import RankedShape, RetrieveForm, RetrieveResponse, StageTimings, error_responses
-from service.state import ServiceState, service_state
+from photo2cad.service.batcher import BatcherStopped
+from photo2cad.service.errors import NotReady
+from photo2cad.service.retriever import check_category, prepare_query, rank_shapes, shape_urls
+from photo2cad.service.schemas import RankedShape, RetrieveForm, RetrieveResponse, StageTimings, error_responses
+from photo2cad.service.state import ServiceState, service_state
 
 router = APIRouter(tags=["retrieval"])
 

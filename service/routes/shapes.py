@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse
 
-from service.retrieval import shape_urls
-from service.schemas import ShapeInfo, error_responses
-from service.shape_files import mesh_file, mesh_media_type, thumbnail_file
-from service.state import ServiceState, service_state
+from photo2cad.service.retriever import shape_urls
+from photo2cad.service.schemas import ShapeInfo, error_responses
+from photo2cad.service.shape_files import mesh_file, mesh_media_type, thumbnail_file
+from photo2cad.service.state import ServiceState, service_state
 
 router = APIRouter(prefix="/shapes", tags=["shapes"])
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from service.settings import ServiceSettings
+from photo2cad.service.settings import ServiceSettings
 
 
 def _help(field: str, show_default: bool = True) -> str:
@@ -45,8 +45,8 @@ def serve(
     """
     from pydantic import ValidationError
 
-    from service.app import plan_startup
-    from service.errors import ServiceConfigError
+    from photo2cad.service.app import plan_startup
+    from photo2cad.service.errors import ServiceConfigError
 
     given: dict[str, Any] = {
         "index": index,
@@ -80,7 +80,7 @@ def run_service(settings: ServiceSettings, access_log: bool = True) -> None:
     """Start uvicorn on the app for `settings` (blocks until the server stops)."""
     import uvicorn
 
-    from service.app import create_app
+    from photo2cad.service.app import create_app
 
     uvicorn.run(
         create_app(settings),
@@ -90,10 +90,3 @@ def run_service(settings: ServiceSettings, access_log: bool = True) -> None:
         access_log=access_log,
         timeout_graceful_shutdown=10,
     )
-
-
-if __name__ == "__main__":
-    import logging
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    typer.run(serve)

@@ -9,11 +9,11 @@ from urllib.parse import quote
 
 import numpy as np
 
-from models.preprocess import mask_to_tensor, photo_to_tensor
-from service.encoder import PhotoInput
-from service.errors import BadImage, UnknownCategory
-from service.images import ImageLimits, check_mask_fits, decode_image
-from service.index_state import LoadedIndex
+from photo2cad.models.preprocess import mask_to_tensor, photo_to_tensor
+from photo2cad.service.encoder import PhotoInput
+from photo2cad.service.errors import BadImage, UnknownCategory
+from photo2cad.service.images import ImageLimits, check_mask_fits, decode_image
+from photo2cad.service.served_index import LoadedIndex
 
 # (query (D,), candidates' view embeddings (N, V, D)) -> (N,) scores
 Reranker = Callable[[np.ndarray, np.ndarray], np.ndarray]

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.csvfile import read_csv_rows
+from photo2cad.shapes.csvfile import read_csv_rows
 
 # Order matters: when one folder holds model.obj and model.ply, or chair.obj and chair.glb, the earlier suffix wins.
 MESH_SUFFIXES: tuple[str, ...] = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer import layout
-from indexer.manifest import MANIFEST_NAME, Manifest
-from indexer.store import VectorIndex
+from photo2cad.indexer import layout
+from photo2cad.indexer.manifest import MANIFEST_NAME, Manifest
+from photo2cad.indexer.vector_search import VectorIndex
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 from torchvision.tv_tensors import Mask
 
-from models.datasets.records import QueryRecord
-from models.preprocess import mask_to_tensor, photo_to_tensor
+from photo2cad.models.datasets.records import QueryRecord
+from photo2cad.models.preprocess import mask_to_tensor, photo_to_tensor
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ log = logging.getLogger(__name__)
 
 
 def _dataset(layout: str, data: Path):  # type: ignore[no-untyped-def]
-    from models.datasets import read_dataset
-    from models.datasets.records import DatasetError
+    from photo2cad.models.datasets import read_dataset
+    from photo2cad.models.datasets.records import DatasetError
 
     try:
         return read_dataset(layout, data)
@@ -34,7 +34,7 @@ def _tsm_size(tsm_weights: Path | None) -> int:
     """Normal maps are rendered at the side the TSM was trained on."""
     if tsm_weights is None:
         return 256
-    from weights.checkpoint import read_header
+    from photo2cad.weights.checkpoint import read_header
 
     return int(read_header(tsm_weights).config["image_size"])
 
@@ -80,11 +80,11 @@ def train_amvml_command(
 ) -> None:
     """Metric learning of photos against multi-view renders (plus TSM hard triplets with --tsm-weights).
     Trains on the train split, reports the val split after every epoch; never reads the test split."""
-    from indexer.settings import RenderSettings
-    from models import AMVMLConfig
-    from models.training.amvml_trainer import check_request, train_amvml
-    from models.training.config import AMVMLTrainConfig
     from photo2cad.device import pick_device
+    from photo2cad.models import AMVMLConfig
+    from photo2cad.models.training.amvml_trainer import check_request, train_amvml
+    from photo2cad.models.training.config import AMVMLTrainConfig
+    from photo2cad.shapes.settings import RenderSettings
 
     dataset = _dataset(layout, data)
     model_config = AMVMLConfig(
@@ -150,12 +150,12 @@ def train_tsm_command(
 ) -> None:
     """BicycleGAN-style training of the texture synthesis module on (normal map, textured render) pairs of the
     train split's shapes, with the category terms. Sample grids show the textures improving."""
-    from indexer.settings import RenderSettings
-    from models import TSMConfig
-    from models.training.config import TSMTrainConfig
-    from models.training.texture_pairs import render_texture_pairs
-    from models.training.tsm_trainer import train_tsm
     from photo2cad.device import pick_device
+    from photo2cad.models import TSMConfig
+    from photo2cad.models.training.config import TSMTrainConfig
+    from photo2cad.models.training.texture_pairs import render_texture_pairs
+    from photo2cad.models.training.tsm_trainer import train_tsm
+    from photo2cad.shapes.settings import RenderSettings
 
     dataset = _dataset(layout, data)
     categories = dataset.categories()
@@ -192,9 +192,9 @@ def eval_command(
 ) -> None:
     """Top1@R, Top10@R and category accuracy (overall and per category), plus geometric scores of the first result,
     on a dataset's test photos. Builds the test pool's index or reuses one made with the same weights."""
-    from models.evaluation.evaluate import evaluate
     from photo2cad.device import pick_device
-    from weights.bundled import resolve_amvml
+    from photo2cad.models.evaluation.evaluate import evaluate
+    from photo2cad.weights.bundled import resolve_amvml
 
     dataset = _dataset(layout, data)
     pool_root = data / "model" if layout == "pix3d" else data

@@ -16,11 +16,11 @@ from typing import Literal
 
 import numpy as np
 
-from indexer import layout
-from indexer.manifest import MANIFEST_NAME, Manifest, ShapeEntry
-from indexer.runner import verify_version
-from indexer.search import OpenIndex, open_index
-from service.errors import ServiceConfigError, ShapeNotFound
+from photo2cad.indexer import layout
+from photo2cad.indexer.manifest import MANIFEST_NAME, Manifest, ShapeEntry
+from photo2cad.indexer.runner import verify_version
+from photo2cad.indexer.version import OpenIndex, open_index
+from photo2cad.service.errors import ServiceConfigError, ShapeNotFound
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from indexer.store import IndexKind
+from photo2cad.indexer.vector_search import IndexKind
 
 index_app = typer.Typer(
     help="Render a CAD pool headless, embed it with AMV-ML and keep a FAISS index of it up to date.",
@@ -21,7 +21,7 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _print_report(report: object) -> None:
-    from indexer.runner import BuildReport
+    from photo2cad.indexer.runner import BuildReport
 
     assert isinstance(report, BuildReport)
     times = report.times
@@ -60,10 +60,10 @@ def build(
 ) -> None:
     """Build an index of POOL in OUT. Finished shapes are kept shard by shard: a killed build resumes where it
     stopped. The new version is published only after it validates; the previous one keeps serving until then."""
-    from indexer.runner import BuildError, BuildRequest, build_index
-    from indexer.settings import RenderSettings
-    from weights.bundled import NoWeightsError, resolve_amvml
-    from weights.checkpoint import CheckpointError, read_header
+    from photo2cad.indexer.runner import BuildError, BuildRequest, build_index
+    from photo2cad.shapes.settings import RenderSettings
+    from photo2cad.weights.bundled import NoWeightsError, resolve_amvml
+    from photo2cad.weights.checkpoint import CheckpointError, read_header
 
     if index_kind not in ("exact", "ivf", "hnsw"):
         raise _fail("--index must be exact, ivf or hnsw")
@@ -84,7 +84,7 @@ def build(
             progress=progress,
         )
         if ray:
-            from indexer.distributed import build_index_with_ray
+            from photo2cad.indexer.distributed import build_index_with_ray
 
             report = build_index_with_ray(request)
         else:
@@ -103,9 +103,9 @@ def update(
 ) -> None:
     """Bring an index up to date with its pool: embed new files, re-embed changed ones (by checksum), drop
     deleted ones. Unchanged shapes are reused as they are."""
-    from indexer.layout import IndexNotFoundError
-    from indexer.runner import BuildError, build_index, update_request
-    from weights.checkpoint import CheckpointError
+    from photo2cad.indexer.layout import IndexNotFoundError
+    from photo2cad.indexer.runner import BuildError, build_index, update_request
+    from photo2cad.weights.checkpoint import CheckpointError
 
     try:
         report = build_index(update_request(directory, weights=weights, device=device, progress=progress))
@@ -117,8 +117,8 @@ def update(
 @index_app.command("info")
 def info(directory: Path = typer.Argument(..., help="An index directory.")) -> None:
     """Print what the current version holds and how it was made (renderer, weights, counts)."""
-    from indexer.layout import IndexNotFoundError
-    from indexer.runner import describe_index
+    from photo2cad.indexer.layout import IndexNotFoundError
+    from photo2cad.indexer.runner import describe_index
 
     try:
         typer.echo(json.dumps(describe_index(directory), indent=2, default=str))
@@ -130,8 +130,8 @@ def info(directory: Path = typer.Argument(..., help="An index directory.")) -> N
 def verify(directory: Path = typer.Argument(..., help="An index directory.")) -> None:
     """Check the current version: files consistent, vectors sound, thumbnails present, sources unchanged.
     Exits 1 when anything is wrong."""
-    from indexer.layout import IndexNotFoundError
-    from indexer.runner import verify_index
+    from photo2cad.indexer.layout import IndexNotFoundError
+    from photo2cad.indexer.runner import verify_index
 
     try:
         problems = verify_index(directory)

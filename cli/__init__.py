@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+if __name__ != "photo2cad.cli":  # the folder imported from the repository root as a top-level `cli`
+    raise ImportError("this folder installs as photo2cad.cli: import photo2cad.cli, not cli")
+
 import json
 import logging
 import platform
@@ -10,10 +13,10 @@ from pathlib import Path
 import typer
 
 from photo2cad import __version__
-from photo2cad.demo_cli import demo
-from photo2cad.index_cli import index_app
-from photo2cad.serve_cli import serve
-from photo2cad.train_cli import eval_command, train_app
+from photo2cad.cli.demo import demo
+from photo2cad.cli.index import index_app
+from photo2cad.cli.serve import serve
+from photo2cad.cli.train import eval_command, train_app
 
 app = typer.Typer(
     help="photo2cad: photo in, ranked 3D CAD models out. Index a CAD catalogue, serve retrieval, train, evaluate.",
@@ -68,7 +71,7 @@ def weights_show(
     checkpoint: Path = typer.Argument(..., help="A .safetensors checkpoint written by photo2cad."),
 ) -> None:
     """Print a checkpoint's header: architecture, config, renderer settings, training data, creation date."""
-    from weights.checkpoint import CheckpointError, read_header
+    from photo2cad.weights.checkpoint import CheckpointError, read_header
 
     try:
         header = read_header(checkpoint)
@@ -88,8 +91,8 @@ def weights_init(
     image_size: int = typer.Option(224, help="AMV-ML view and photo side in pixels."),
 ) -> None:
     """Write an untrained network (ImageNet-initialised where possible) as a checkpoint."""
-    from models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
-    from weights.checkpoint import header_for, save_checkpoint
+    from photo2cad.models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
+    from photo2cad.weights.checkpoint import header_for, save_checkpoint
 
     model: AMVML | TextureSynthesisModule
     if architecture == "amvml":
@@ -114,7 +117,7 @@ def weights_half(
 ) -> None:
     """Copy an AMV-ML checkpoint with its weights in float16: half the size, for weights that ship (e.g. in git).
     The header (how it was trained) is kept; loading casts the weights back to float32."""
-    from weights.checkpoint import CheckpointError, load_amvml, save_checkpoint
+    from photo2cad.weights.checkpoint import CheckpointError, load_amvml, save_checkpoint
 
     try:
         model, header = load_amvml(source)
@@ -125,7 +128,3 @@ def weights_half(
         header = header.model_copy(update={"training_data": training_data})
     save_checkpoint(out, model, header, half=True)
     typer.echo(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
-
-
-if __name__ == "__main__":
-    app()

@@ -19,14 +19,14 @@ DEFAULT_WORKDIR = Path("photo2cad-demo")
 
 def prepare_demo(workdir: Path, shapes_per_category: int, device: str, progress: bool = True) -> tuple[Path, Path]:
     """The demo catalogue and its index under `workdir`, made or brought up to date; returns (catalogue, index)."""
-    from indexer import layout
-    from indexer.meshes import file_checksum
-    from indexer.runner import BuildRequest, build_index
-    from indexer.search import open_index
-    from indexer.settings import RenderSettings
-    from models.datasets.demo import generate_demo
-    from weights.bundled import resolve_amvml
-    from weights.checkpoint import read_header
+    from photo2cad.indexer import layout
+    from photo2cad.indexer.runner import BuildRequest, build_index
+    from photo2cad.indexer.version import open_index
+    from photo2cad.models.datasets.demo import generate_demo
+    from photo2cad.shapes.meshes import file_checksum
+    from photo2cad.shapes.settings import RenderSettings
+    from photo2cad.weights.bundled import resolve_amvml
+    from photo2cad.weights.checkpoint import read_header
 
     catalogue = workdir / "catalogue"
     summary = generate_demo(catalogue, shapes_per_category=shapes_per_category, progress=progress)
@@ -67,9 +67,9 @@ def demo(
     """Generate a demo furniture catalogue (a few hundred models in obj/glb/ply/stl/off, plus photos with ground
     truth), index it with the bundled weights, and serve the page and the API on it. Open the printed address and
     drop a photo from the catalogue's photos/ folder (the test split is listed in queries.csv)."""
-    from photo2cad.serve_cli import run_service
-    from service.settings import ServiceSettings
-    from weights.bundled import resolve_amvml
+    from photo2cad.cli.serve import run_service
+    from photo2cad.service.settings import ServiceSettings
+    from photo2cad.weights.bundled import resolve_amvml
 
     catalogue, index_dir = prepare_demo(workdir, shapes_per_category, device)
     photo = example_photo(catalogue)

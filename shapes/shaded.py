@@ -21,8 +21,8 @@ import numpy as np
 import trimesh
 from PIL import Image
 
-from indexer.meshes import MeshLoadError, load_mesh
-from indexer.render import RendererUnavailable, _destroy_egl_context_only, select_gl_platform
+from photo2cad.shapes.meshes import MeshLoadError, load_mesh
+from photo2cad.shapes.render import RendererUnavailable, _destroy_egl_context_only, select_gl_platform
 
 log = logging.getLogger(__name__)
 

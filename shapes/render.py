@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import trimesh
 
-from indexer.settings import RenderSettings
+from photo2cad.shapes.settings import RenderSettings
 
 log = logging.getLogger(__name__)
 
