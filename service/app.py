@@ -14,7 +14,7 @@ from fastapi import FastAPI
 
 from photo2cad import __version__
 from photo2cad.device import pick_device
-from photo2cad.indexer import layout
+from photo2cad.indexer import IndexVersion, layout
 from photo2cad.indexer.manifest import Manifest
 from photo2cad.indexer.vector_search import gpu_available
 from photo2cad.service.batcher import MicroBatcher
@@ -23,16 +23,10 @@ from photo2cad.service.errors import ServiceConfigError, install_error_handlers
 from photo2cad.service.images import ImageLimits
 from photo2cad.service.limits import BodySizeLimitMiddleware
 from photo2cad.service.metrics import RequestMetricsMiddleware, ServiceMetrics
+from photo2cad.service.retriever import Retriever
 from photo2cad.service.routes import admin, ops, retrieve, shapes
 from photo2cad.service.routes.page import page_router
-from photo2cad.service.served_index import (
-    IndexHolder,
-    LoadedIndex,
-    ReloadOutcome,
-    follows_current,
-    load_initial,
-    resolve_version,
-)
+from photo2cad.service.served_index import ReloadOutcome, ServedIndex, follows_current, load_initial, resolve_version
 from photo2cad.service.settings import ServiceSettings
 from photo2cad.service.state import ServiceState
 from photo2cad.shapes.meshes import file_checksum
@@ -82,15 +76,15 @@ def _load_state(settings: ServiceSettings, metrics: ServiceMetrics) -> ServiceSt
             encoder.weights_sha256, encoder.embedding_dim, manifest, settings.allow_weights_mismatch
         )
 
-    def record(outcome: ReloadOutcome, serving: LoadedIndex) -> None:
+    def record(outcome: ReloadOutcome, serving: IndexVersion) -> None:
         if outcome.outcome != "unchanged":
             metrics.reloads.labels(outcome.outcome).inc()
-        metrics.serving(serving.version, serving.size)
+        metrics.serving(serving.name, serving.size)
 
     use_gpu = device.type == "cuda" and gpu_available()
     initial = load_initial(settings.index, use_gpu, fits)
-    holder = IndexHolder(settings.index, initial, fits, use_gpu, on_outcome=record)
-    metrics.serving(initial.version, initial.size)
+    served = ServedIndex(settings.index, initial, fits, use_gpu, on_outcome=record)
+    metrics.serving(initial.name, initial.size)
     encoder.warm_up()
     batcher = MicroBatcher(
         encoder.embed,
@@ -102,13 +96,14 @@ def _load_state(settings: ServiceSettings, metrics: ServiceMetrics) -> ServiceSt
     limits = ImageLimits(settings.max_image_pixels, settings.min_image_side, settings.max_aspect_ratio)
     log.info(
         "serving index %s (%d shapes, %s) with weights %s on %s",
-        initial.version,
+        initial.name,
         initial.size,
         initial.directory,
         plan.weights,
         device,
     )
-    return ServiceState(settings, encoder, holder, batcher, metrics, limits)
+    retriever = Retriever(encoder, batcher, served, limits, metrics, settings.rerank_factor)
+    return ServiceState(settings, encoder, served, batcher, metrics, limits, retriever)
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
@@ -130,7 +125,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             state.batcher.start()
             watcher = None
             if follows_current(settings.index) and settings.reload_poll_seconds > 0:
-                watcher = asyncio.create_task(state.holder.watch(settings.reload_poll_seconds), name="index-watcher")
+                watcher = asyncio.create_task(state.served.watch(settings.reload_poll_seconds), name="index-watcher")
             app.state.service = state
             try:
                 yield

@@ -12,6 +12,7 @@ import torch
 
 from photo2cad.indexer.manifest import Manifest
 from photo2cad.models import AMVML
+from photo2cad.models.embedding import embed_photos
 from photo2cad.service.errors import ServiceConfigError
 from photo2cad.shapes.meshes import file_checksum
 from photo2cad.weights.bundled import NoWeightsError, resolve_amvml
@@ -92,19 +93,15 @@ class QueryEncoder:
         embeddings: list[np.ndarray | None] = [None] * len(inputs)
         with_mask = [i for i, item in enumerate(inputs) if item.mask is not None]
         without_mask = [i for i, item in enumerate(inputs) if item.mask is None]
-        with torch.inference_mode():
-            # embed_photo takes one mask for the whole batch or none: a mixed batch is two forward passes.
-            for rows in (without_mask, with_mask):
-                if not rows:
-                    continue
-                photos = torch.stack([inputs[i].photo for i in rows]).to(self.device, non_blocking=True)
-                photos = photos.contiguous(memory_format=torch.channels_last)
-                masks = None
-                if rows is with_mask:
-                    masks = torch.stack([inputs[i].mask for i in rows]).to(self.device)  # type: ignore[misc]
-                vectors = self.model.embed_photo(photos, masks).embedding.float().cpu().numpy()
-                for row, vector in zip(rows, vectors, strict=True):
-                    embeddings[row] = vector
+        # embed_photo takes one mask for the whole batch or none: a mixed batch is two forward passes.
+        for rows in (without_mask, with_mask):
+            if not rows:
+                continue
+            photos = torch.stack([inputs[i].photo for i in rows]).contiguous(memory_format=torch.channels_last)
+            masks = torch.stack([inputs[i].mask for i in rows]) if rows is with_mask else None  # type: ignore[misc]
+            vectors = embed_photos(self.model, photos, self.device, masks).vectors
+            for row, vector in zip(rows, vectors, strict=True):
+                embeddings[row] = vector
         return [e for e in embeddings if e is not None]
 
     def rerank(self, query: np.ndarray, view_embeddings: np.ndarray) -> np.ndarray:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from photo2cad.errors import Photo2CadError
 
-class ServiceConfigError(Exception):
+
+class ServiceConfigError(Photo2CadError):
     """The service cannot start as configured (no index, weights that do not fit it)."""
 
 

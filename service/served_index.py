@@ -1,6 +1,6 @@
-"""The index being served, and swapping in a new version without dropping a request.
+"""The served index: the index version being served, and swapping in a new one without dropping a request.
 
-A request takes `IndexHolder.current` once and uses that object to the end, so a swap in the middle of it can never
+A request takes `ServedIndex.current` once and uses that version to the end, so a swap in the middle of it can never
 mix two versions. A new version is validated (the indexer's own checks plus fit with the served weights) before it
 is swapped in; a broken one is refused and the old one keeps serving.
 """
@@ -14,56 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
-
-from photo2cad.indexer import layout
-from photo2cad.indexer.manifest import MANIFEST_NAME, Manifest, ShapeEntry
-from photo2cad.indexer.runner import verify_version
-from photo2cad.indexer.version import OpenIndex, open_index
-from photo2cad.service.errors import ServiceConfigError, ShapeNotFound
+from photo2cad.indexer import IndexVersion, layout, open_index, verify_version
+from photo2cad.indexer.manifest import MANIFEST_NAME, Manifest
+from photo2cad.service.errors import ServiceConfigError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class LoadedIndex:
-    index: OpenIndex
-    row_by_id: dict[str, int]
-    categories: tuple[str, ...]
-    pool_root: Path  # resolved, the boundary no mesh path may leave
-
-    @property
-    def manifest(self) -> Manifest:
-        return self.index.manifest
-
-    @property
-    def version(self) -> str:
-        return self.index.manifest.version
-
-    @property
-    def directory(self) -> Path:
-        return self.index.directory
-
-    @property
-    def size(self) -> int:
-        return self.index.size
-
-    def entry(self, shape_id: str) -> ShapeEntry:
-        row = self.row_by_id.get(shape_id)
-        if row is None:
-            raise ShapeNotFound(f"no shape {shape_id!r} in index {self.version}")
-        return self.manifest.shapes[row]
-
-    def view_embeddings(self, rows: np.ndarray) -> np.ndarray:
-        """(len(rows), V, D) float32 for the given rows; the file stays memory-mapped."""
-        return np.asarray(self.index.view_embeddings[rows], dtype=np.float32)
-
-
-def load_index(directory: Path, use_gpu: bool = False) -> LoadedIndex:
-    index = open_index(directory, use_gpu=use_gpu)
-    row_by_id = {entry.shape_id: row for row, entry in enumerate(index.manifest.shapes)}
-    categories = tuple(sorted(index.rows_by_category))
-    return LoadedIndex(index, row_by_id, categories, Path(index.manifest.pool_root).resolve())
 
 
 def follows_current(path: Path) -> bool:
@@ -77,17 +32,17 @@ def resolve_version(path: Path) -> Path:
 
 def validate_and_load(
     directory: Path, use_gpu: bool, fits: Callable[[Manifest], list[str]]
-) -> tuple[LoadedIndex | None, list[str]]:
-    """The loaded version, or None and every reason it must not serve."""
+) -> tuple[IndexVersion | None, list[str]]:
+    """The opened version, or None and every reason it must not serve."""
     problems = verify_version(directory, check_sources=False)
     if problems:
         return None, problems
-    loaded = load_index(directory, use_gpu)
+    loaded = open_index(directory, use_gpu)
     problems = fits(loaded.manifest)
     return (None, problems) if problems else (loaded, [])
 
 
-def load_initial(path: Path, use_gpu: bool, fits: Callable[[Manifest], list[str]]) -> LoadedIndex:
+def load_initial(path: Path, use_gpu: bool, fits: Callable[[Manifest], list[str]]) -> IndexVersion:
     try:
         directory = resolve_version(path)
     except layout.IndexNotFoundError as err:
@@ -110,14 +65,14 @@ class ReloadOutcome:
     problems: list[str] = field(default_factory=list)
 
 
-class IndexHolder:
+class ServedIndex:
     def __init__(
         self,
         path: Path,
-        initial: LoadedIndex,
+        initial: IndexVersion,
         fits: Callable[[Manifest], list[str]],
         use_gpu: bool = False,
-        on_outcome: Callable[[ReloadOutcome, LoadedIndex], None] | None = None,
+        on_outcome: Callable[[ReloadOutcome, IndexVersion], None] | None = None,
     ) -> None:
         self.path = path
         self.current = initial
@@ -131,15 +86,15 @@ class IndexHolder:
         """Swap in the version `current` points at now, if it differs from the one serving and validates."""
         async with self._lock:
             serving = self.current
-            unchanged = ReloadOutcome("unchanged", serving.version, serving.version, serving.directory.name)
+            unchanged = ReloadOutcome("unchanged", serving.name, serving.name, serving.directory.name)
             try:
                 target = resolve_version(self.path)
             except layout.IndexNotFoundError as err:
                 if str(err) == self._refused and not retry_refused:
                     return unchanged
                 self._refused = str(err)
-                log.error("cannot follow %s, still serving %s: %s", self.path, serving.version, err)
-                return self._finish(ReloadOutcome("refused", serving.version, serving.version, None, [str(err)]))
+                log.error("cannot follow %s, still serving %s: %s", self.path, serving.name, err)
+                return self._finish(ReloadOutcome("refused", serving.name, serving.name, None, [str(err)]))
             if target == serving.directory.resolve() or (str(target) == self._refused and not retry_refused):
                 return unchanged
             try:
@@ -148,14 +103,12 @@ class IndexHolder:
                 loaded, problems = None, [f"{type(err).__name__}: {err}"]
             if loaded is None:
                 self._refused = str(target)
-                log.error(
-                    "refused index version %s, still serving %s: %s", target, serving.version, "; ".join(problems)
-                )
-                return self._finish(ReloadOutcome("refused", serving.version, serving.version, target.name, problems))
+                log.error("refused index version %s, still serving %s: %s", target, serving.name, "; ".join(problems))
+                return self._finish(ReloadOutcome("refused", serving.name, serving.name, target.name, problems))
             self.current = loaded
             self._refused = None
-            log.info("now serving index version %s (%d shapes), was %s", loaded.version, loaded.size, serving.version)
-            return self._finish(ReloadOutcome("reloaded", loaded.version, serving.version, target.name))
+            log.info("now serving index version %s (%d shapes), was %s", loaded.name, loaded.size, serving.name)
+            return self._finish(ReloadOutcome("reloaded", loaded.name, serving.name, target.name))
 
     def _finish(self, outcome: ReloadOutcome) -> ReloadOutcome:
         if self._on_outcome is not None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from photo2cad.indexer import IndexVersion
+from photo2cad.indexer.manifest import ShapeEntry
 from photo2cad.service.errors import OutsidePool, ShapeNotFound
-from photo2cad.service.served_index import LoadedIndex
 
 MESH_MEDIA_TYPES = {
     ".obj": "model/obj",
@@ -28,12 +29,19 @@ def contained_file(base: Path, relative: str, what: str) -> Path:
     return path
 
 
-def thumbnail_file(index: LoadedIndex, shape_id: str) -> Path:
-    return contained_file(index.directory, index.entry(shape_id).thumbnail, f"thumbnail of {shape_id!r}")
+def shape_entry(index: IndexVersion, shape_id: str) -> ShapeEntry:
+    entry = index.find_entry(shape_id)
+    if entry is None:
+        raise ShapeNotFound(f"no shape {shape_id!r} in index {index.name}")
+    return entry
 
 
-def mesh_file(index: LoadedIndex, shape_id: str) -> Path:
-    return contained_file(index.pool_root, index.entry(shape_id).source_path, f"mesh of {shape_id!r}")
+def thumbnail_file(index: IndexVersion, shape_id: str) -> Path:
+    return contained_file(index.directory, shape_entry(index, shape_id).thumbnail, f"thumbnail of {shape_id!r}")
+
+
+def mesh_file(index: IndexVersion, shape_id: str) -> Path:
+    return contained_file(index.pool_root, shape_entry(index, shape_id).source_path, f"mesh of {shape_id!r}")
 
 
 def mesh_media_type(path: Path) -> str:

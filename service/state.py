@@ -12,7 +12,8 @@ from photo2cad.service.encoder import PhotoInput, QueryEncoder
 from photo2cad.service.errors import NotReady
 from photo2cad.service.images import ImageLimits
 from photo2cad.service.metrics import ServiceMetrics
-from photo2cad.service.served_index import IndexHolder
+from photo2cad.service.retriever import Retriever
+from photo2cad.service.served_index import ServedIndex
 from photo2cad.service.settings import ServiceSettings
 
 
@@ -20,10 +21,11 @@ from photo2cad.service.settings import ServiceSettings
 class ServiceState:
     settings: ServiceSettings
     encoder: QueryEncoder
-    holder: IndexHolder
+    served: ServedIndex
     batcher: MicroBatcher[PhotoInput, np.ndarray]
     metrics: ServiceMetrics
     limits: ImageLimits
+    retriever: Retriever
     ready: bool = True
 
 

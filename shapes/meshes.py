@@ -8,12 +8,16 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-SUPPORTED_SUFFIXES = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
+from photo2cad.errors import Photo2CadError
+
+# Order matters to pool scans: when one folder holds model.obj and model.ply, or chair.obj and chair.glb, the earlier
+# suffix wins.
+MESH_SUFFIXES: tuple[str, ...] = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
 
 _CHUNK_BYTES = 1 << 20
 
 
-class MeshLoadError(Exception):
+class MeshLoadError(Photo2CadError):
     """A pool file that cannot become a renderable mesh; the message names the file and the reason."""
 
     def __init__(self, path: Path, reason: str) -> None:
@@ -26,8 +30,8 @@ def load_mesh(path: Path) -> trimesh.Trimesh:
     """Every triangle of the file, scene transforms applied, merged into one mesh without materials."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise MeshLoadError(path, f"unsupported format {suffix!r}; expected one of {', '.join(SUPPORTED_SUFFIXES)}")
+    if suffix not in MESH_SUFFIXES:
+        raise MeshLoadError(path, f"unsupported format {suffix!r}; expected one of {', '.join(MESH_SUFFIXES)}")
     if not path.is_file():
         raise MeshLoadError(path, "no such file")
     if path.stat().st_size == 0:

@@ -20,16 +20,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from photo2cad.errors import Photo2CadError
 from photo2cad.shapes.csvfile import read_csv_rows
+from photo2cad.shapes.meshes import MESH_SUFFIXES
 
-# Order matters: when one folder holds model.obj and model.ply, or chair.obj and chair.glb, the earlier suffix wins.
-MESH_SUFFIXES: tuple[str, ...] = (".obj", ".glb", ".gltf", ".ply", ".stl", ".off")
 MODEL_STEM = "model"
 # Files that Pix3D ships next to every model.obj: a folder holding one of them (or a .mtl) but no mesh lost its model.
 _MODEL_FOLDER_MARKERS = frozenset({"3d_keypoints.txt", "voxel.mat"})
 
 
-class PoolError(ValueError):
+class PoolError(Photo2CadError, ValueError):
     """The pool or its categories file cannot be read; the message names the file (and line)."""
 
 

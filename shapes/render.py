@@ -1,4 +1,4 @@
-"""Normalised mesh -> multi-view grey renders, normal maps and silhouettes (method.md, "Shape side").
+"""Normalised mesh -> multi-view grey renders, normal maps and silhouettes (docs/method.md, "Shape side").
 
 Headless OpenGL through pyrender. One draw per view fills all three passes: a small shader of our own writes the
 camera-space face normal to RGB and the grey shade to alpha, and the depth buffer gives the silhouette. The face
@@ -8,21 +8,16 @@ towards the camera whatever the mesh's winding or vertex normals (meshes from th
 
 from __future__ import annotations
 
-import ctypes.util
-import functools
-import importlib.metadata
 import logging
-import os
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 import trimesh
 
+from photo2cad.shapes.gl import OffscreenContext, import_pyrender, select_gl_platform
 from photo2cad.shapes.settings import RenderSettings
 
 log = logging.getLogger(__name__)
@@ -39,90 +34,6 @@ GREY_BACKGROUND = 255
 _LIGHT_DIRECTION = (-0.3, 0.4, 1.0)
 _AMBIENT = 0.25
 _DIFFUSE = 0.7
-
-_HEADLESS_PLATFORMS = ("egl", "osmesa")
-_EGL_VENDOR_DIRS = ("/usr/share/glvnd/egl_vendor.d", "/etc/glvnd/egl_vendor.d")
-_OSMESA_MIN_PYOPENGL = (3, 1, 5)
-
-_chosen_platform: str | None = None
-
-
-class RendererUnavailable(RuntimeError):
-    """No headless OpenGL on this machine, or a setup pyrender cannot use; the message says what to install."""
-
-
-def select_gl_platform() -> str:
-    """PyOpenGL's platform ("egl" or "osmesa"), chosen once per process before OpenGL is imported.
-
-    PYOPENGL_PLATFORM set by the user wins; otherwise EGL when libEGL and a vendor library are installed (the NVIDIA
-    driver on a GPU server, Mesa's llvmpipe on a CPU machine), else OSMesa. PyOpenGL fixes its platform at import,
-    so a later call returns the first answer, and a process that imported OpenGL some other way is told so.
-    """
-    global _chosen_platform
-    if _chosen_platform is not None:
-        return _chosen_platform
-    requested = os.environ.get("PYOPENGL_PLATFORM", "").strip().lower()
-    if requested:
-        platform = requested
-    elif "OpenGL.platform" in sys.modules:
-        platform = _platform_of_imported_opengl()
-    elif _egl_available():
-        platform = "egl"
-    elif ctypes.util.find_library("OSMesa"):
-        platform = "osmesa"
-    else:
-        raise RendererUnavailable(
-            "no headless OpenGL library found: install EGL (Debian/Ubuntu: apt-get install libegl1 libegl-mesa0 "
-            "libgl1-mesa-dri; on a GPU server the NVIDIA driver's EGL) or OSMesa (apt-get install libosmesa6)"
-        )
-    if platform not in _HEADLESS_PLATFORMS:
-        raise RendererUnavailable(
-            f"PYOPENGL_PLATFORM={platform} is not a headless platform pyrender can render offscreen with; "
-            "set it to egl or osmesa, or unset it to let photo2cad choose"
-        )
-    if platform == "osmesa":
-        _check_pyopengl_for_osmesa()
-    os.environ["PYOPENGL_PLATFORM"] = platform  # read by PyOpenGL at import and by pyrender at context creation
-    _chosen_platform = platform
-    return platform
-
-
-def _egl_available() -> bool:
-    if not ctypes.util.find_library("EGL"):
-        return False
-    # glvnd's libEGL (Debian's libegl1) is only a dispatcher: without a vendor behind it EGL cannot start.
-    if ctypes.util.find_library("EGL_nvidia") or ctypes.util.find_library("EGL_mesa"):
-        return True
-    vendor_dirs = [*_EGL_VENDOR_DIRS, *os.environ.get("__EGL_VENDOR_LIBRARY_DIRS", "").split(":")]
-    has_vendor_file = any(
-        Path(folder).is_dir() and any(Path(folder).glob("*.json")) for folder in vendor_dirs if folder
-    )
-    return has_vendor_file or bool(os.environ.get("__EGL_VENDOR_LIBRARY_FILENAMES"))
-
-
-def _platform_of_imported_opengl() -> str:
-    loaded = type(sys.modules["OpenGL.platform"].PLATFORM).__name__  # e.g. EGLPlatform, OSMesaPlatform, GLXPlatform
-    for platform in _HEADLESS_PLATFORMS:
-        if loaded.lower().startswith(platform):
-            return platform
-    raise RendererUnavailable(
-        f"OpenGL was imported with its {loaded} before photo2cad could choose a headless platform; "
-        "set PYOPENGL_PLATFORM=egl (or osmesa) in the environment, or create the Renderer before importing OpenGL"
-    )
-
-
-def _check_pyopengl_for_osmesa() -> None:
-    try:
-        version_text = importlib.metadata.version("PyOpenGL")
-    except importlib.metadata.PackageNotFoundError as error:
-        raise RendererUnavailable("PyOpenGL is not installed: pip install 'PyOpenGL>=3.1.7'") from error
-    version = tuple(int(part) for part in version_text.split(".")[:3] if part.isdigit())
-    if version < _OSMESA_MIN_PYOPENGL:
-        # pyrender pins PyOpenGL==3.1.0, whose OSMesa binding lacks OSMesaCreateContextAttribs.
-        raise RendererUnavailable(
-            f"PyOpenGL {version_text} cannot create OSMesa contexts (no OSMesaCreateContextAttribs): "
-            "pip install 'PyOpenGL>=3.1.7'"
-        )
 
 
 def camera_poses(settings: RenderSettings) -> np.ndarray:
@@ -216,14 +127,9 @@ class Renderer:
     def __init__(self, settings: RenderSettings) -> None:
         self.settings = settings
         self.platform = select_gl_platform()
-        self.gl_renderer: str | None = None
         self._poses = camera_poses(settings)
-        self._contexts: dict[int, Any] = {}
-        try:
-            import pyrender
-        except Exception as error:  # PyOpenGL raises at import when the platform's library cannot be loaded
-            raise RendererUnavailable(f"pyrender cannot load OpenGL on platform {self.platform}: {error}") from error
-        self._pyrender = pyrender
+        self._contexts: dict[int, OffscreenContext] = {}
+        self._pyrender = pyrender = import_pyrender()
         self._scene = pyrender.Scene(bg_color=(0.5, 0.5, 0.5, GREY_BACKGROUND / 255.0), ambient_light=(0.0, 0.0, 0.0))
         # Everything of a normalised mesh lies within sqrt(3) of the origin: a tight depth range keeps depth precise.
         reach = float(np.sqrt(3.0)) + 0.1
@@ -235,10 +141,11 @@ class Renderer:
         )
         self._camera_node = self._scene.add(camera, pose=self._poses[0])
         self._material = pyrender.MetallicRoughnessMaterial(doubleSided=True)
-        self._context(settings.embed_size)
+        self.gl_renderer = self._context(settings.embed_size).gl_renderer
+        log.info("rendering with PyOpenGL platform %s, GL renderer %s", self.platform, self.gl_renderer)
 
     def render(self, mesh: trimesh.Trimesh, size: int, passes: Iterable[str] = ("grey", "normals", "mask")) -> ViewSet:
-        """Every view of a mesh already normalised into [-1, 1] (see indexer.meshes.normalise), at size x size px."""
+        """Every view of a mesh already normalised into [-1, 1] (see shapes.meshes.normalise), at size x size px."""
         wanted = set(passes)
         unknown = wanted - set(PASSES)
         if unknown:
@@ -259,12 +166,12 @@ class Renderer:
         try:
             for view, pose in enumerate(self._poses):
                 self._scene.set_pose(self._camera_node, pose)
-                color, depth = context.render(self._scene, flags=_render_flags(pyrender))
+                color, depth = context.render(self._scene, _render_flags(pyrender))
                 rgba[view] = color
                 masks[view] = depth > 0
         finally:
             self._scene.remove_node(node)
-            self._free(context, node.mesh)
+            context.free([node.mesh])
         return ViewSet(
             grey=np.repeat(rgba[..., 3:], 3, axis=-1) if "grey" in wanted else None,
             normals=np.ascontiguousarray(rgba[..., :3]) if "normals" in wanted else None,
@@ -273,7 +180,7 @@ class Renderer:
 
     def close(self) -> None:
         for context in self._contexts.values():
-            context.delete()
+            context.close()
         self._contexts.clear()
 
     def __enter__(self) -> Renderer:
@@ -284,56 +191,10 @@ class Renderer:
     ) -> None:
         self.close()
 
-    def _context(self, size: int) -> Any:
-        if size in self._contexts:
-            return self._contexts[size]
-        pyrender = self._pyrender
-        try:
-            context = pyrender.OffscreenRenderer(size, size)
-        except Exception as error:
-            raise RendererUnavailable(
-                f"cannot create an offscreen OpenGL context on platform {self.platform} ({type(error).__name__}: "
-                f"{error}); try PYOPENGL_PLATFORM=osmesa (apt-get install libosmesa6) or check the EGL driver"
-            ) from error
-        # pyrender 0.1.45 internals (the last release): its program cache serves our shader in place of the
-        # flat one, and the new context is current right after creation.
-        context._renderer._program_cache = _make_program_cache()
-        # pyrender treats OSMesa as having no framebuffer objects and draws into its window buffer: no multisampling,
-        # no alpha read back. Mesa's OpenGL 3.3 core has them and a context here never changes size, so OSMesa takes
-        # the EGL path: the same images on both platforms.
-        context._platform.supports_framebuffers = lambda: True
-        if self.platform == "egl":
-            # pyrender's EGL teardown calls eglTerminate on the display every context of the process shares (one
-            # per device): closing one renderer, or one size, would kill all the others.
-            context._platform.delete_context = functools.partial(_destroy_egl_context_only, context._platform)
-        if self.gl_renderer is None:
-            from OpenGL import GL
-
-            self.gl_renderer = GL.glGetString(GL.GL_RENDERER).decode(errors="replace")
-            log.info("rendering with PyOpenGL platform %s, GL renderer %s", self.platform, self.gl_renderer)
-        self._contexts[size] = context
-        return context
-
-    def _free(self, context: Any, mesh: Any) -> None:
-        # pyrender frees a mesh's GL buffers only at its next render; thousands of meshes in a row must not wait.
-        context._platform.make_current()
-        try:
-            for primitive in mesh.primitives:
-                primitive.delete()
-            context._renderer._meshes.discard(mesh)
-        finally:
-            context._platform.make_uncurrent()
-
-
-def _destroy_egl_context_only(platform: Any) -> None:
-    from OpenGL import EGL
-
-    if platform._egl_context is not None:
-        # Released first: EGL frees a context still current only when it stops being current.
-        EGL.eglMakeCurrent(platform._egl_display, EGL.EGL_NO_SURFACE, EGL.EGL_NO_SURFACE, EGL.EGL_NO_CONTEXT)
-        EGL.eglDestroyContext(platform._egl_display, platform._egl_context)
-        platform._egl_context = None
-    platform._egl_display = None
+    def _context(self, size: int) -> OffscreenContext:
+        if size not in self._contexts:
+            self._contexts[size] = OffscreenContext(size, program_cache=_make_program_cache())
+        return self._contexts[size]
 
 
 def _render_flags(pyrender: Any) -> int:

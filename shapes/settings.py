@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+if TYPE_CHECKING:
+    from photo2cad.weights.checkpoint import CheckpointHeader
+
 
 class RenderSettings(BaseModel):
-    """The multi-view recipe of method.md (the 3D-FUTURE toolbox's cameras)."""
+    """The multi-view recipe of docs/method.md (the 3D-FUTURE toolbox's cameras)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -28,3 +31,14 @@ class RenderSettings(BaseModel):
     def identity(self) -> str:
         """A short stable hash of every setting, stored in manifests and compared on update."""
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+
+
+def render_settings_for(header: CheckpointHeader, num_views: int | None = None) -> RenderSettings:
+    """How to render views for a checkpoint: the renderer it was trained with (its header records it; older
+    checkpoints, the defaults), at the network's input size, optionally with another number of views (the view
+    attention fuses any number)."""
+    settings = RenderSettings.model_validate(header.renderer or {})
+    update: dict[str, int] = {"embed_size": int(header.config.get("image_size", settings.embed_size))}
+    if num_views is not None:
+        update["num_views"] = num_views
+    return settings.model_copy(update=update)

@@ -1,16 +1,14 @@
 """Colour renders of a mesh with its own look: materials, textures, vertex or face colours under pyrender's lit PBR.
 
-The grey and normal passes of indexer.render ignore what a model looks like; photos of objects do not. This module
+The grey and normal passes of shapes.render ignore what a model looks like; photos of objects do not. This module
 renders the look (for synthetic photos, e.g. the demo catalogue) from the same cameras: `load_textured` normalises
-exactly as `indexer.meshes.normalise(load_mesh(path))` does, so a colour render lines up pixel for pixel with the
+exactly as `shapes.meshes.normalise(load_mesh(path))` does, so a colour render lines up pixel for pixel with the
 grey, normal and mask passes of the same file and camera.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +19,8 @@ import numpy as np
 import trimesh
 from PIL import Image
 
+from photo2cad.shapes.gl import OffscreenContext
 from photo2cad.shapes.meshes import MeshLoadError, load_mesh
-from photo2cad.shapes.render import RendererUnavailable, _destroy_egl_context_only, select_gl_platform
 
 log = logging.getLogger(__name__)
 
@@ -100,34 +98,14 @@ class ShadedRenderer:
     """Lit colour renders at size x size px; one offscreen GL context, reused, used only by the thread that made it."""
 
     def __init__(self, size: int, yfov_deg: float = 56.0) -> None:
-        if size < 1:
-            raise ValueError(f"image size must be positive, got {size}")
+        self._context: OffscreenContext | None = OffscreenContext(size)
         self.size = size
         self.yfov_deg = yfov_deg
-        self.platform = select_gl_platform()
-        self._thread = threading.get_ident()
-        try:
-            import pyrender
-        except Exception as error:  # PyOpenGL raises at import when the platform's library cannot be loaded
-            raise RendererUnavailable(f"pyrender cannot load OpenGL on platform {self.platform}: {error}") from error
-        self._pyrender = pyrender
+        self.platform = self._context.platform
+        self._pyrender = pyrender = self._context.pyrender
         self._scene = pyrender.Scene(bg_color=(0.0, 0.0, 0.0, 0.0), ambient_light=(0.0, 0.0, 0.0))
         self._camera = pyrender.PerspectiveCamera(yfov=np.radians(yfov_deg), znear=0.05, zfar=100.0, aspectRatio=1.0)
         self._camera_node = self._scene.add(self._camera, pose=np.eye(4))
-        try:
-            self._context: Any = pyrender.OffscreenRenderer(size, size)
-        except Exception as error:
-            raise RendererUnavailable(
-                f"cannot create an offscreen OpenGL context on platform {self.platform} ({type(error).__name__}: "
-                f"{error}); try PYOPENGL_PLATFORM=osmesa (apt-get install libosmesa6) or check the EGL driver"
-            ) from error
-        # As in indexer.render.Renderer: framebuffers (multisampling, alpha read back) on OSMesa too, and an EGL
-        # teardown that leaves the display other contexts of the process share.
-        self._context._platform.supports_framebuffers = lambda: True
-        if self.platform == "egl":
-            self._context._platform.delete_context = functools.partial(
-                _destroy_egl_context_only, self._context._platform
-            )
 
     def render(
         self,
@@ -139,9 +117,8 @@ class ShadedRenderer:
         """(S, S, 3) uint8 RGB composited over `background` (white when None) and the (S, S) bool silhouette.
 
         `camera_pose` is camera-to-world, OpenGL convention (the camera looks down its -z axis), as
-        indexer.render.camera_poses gives.
+        shapes.render.camera_poses gives.
         """
-        self._check_thread()
         if self._context is None:
             raise RuntimeError("the ShadedRenderer is closed")
         camera_pose = np.asarray(camera_pose, dtype=np.float64)
@@ -171,11 +148,11 @@ class ShadedRenderer:
             nodes += [self._scene.add(mesh) for mesh in meshes]
             nodes += [self._scene.add(light, pose=pose) for light, pose in placed_lights]
             flags = pyrender.RenderFlags.RGBA | pyrender.RenderFlags.SKIP_CULL_FACES
-            rgba, depth = self._context.render(self._scene, flags=flags)
+            rgba, depth = self._context.render(self._scene, flags)
         finally:
             for node in nodes:
                 self._scene.remove_node(node)
-            self._free(meshes)
+            self._context.free(meshes)
         mask = depth > 0
         # The multisampled colour is premultiplied by coverage (cleared to transparent black): blending by alpha
         # keeps the antialiased edge instead of a jagged cut-out.
@@ -186,8 +163,7 @@ class ShadedRenderer:
 
     def close(self) -> None:
         if self._context is not None:
-            self._check_thread()
-            self._context.delete()
+            self._context.close()
             self._context = None
 
     def __enter__(self) -> ShadedRenderer:
@@ -197,11 +173,6 @@ class ShadedRenderer:
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
     ) -> None:
         self.close()
-
-    def _check_thread(self) -> None:
-        # A GL context is current in one thread; calls from another would draw into nothing or crash the driver.
-        if threading.get_ident() != self._thread:
-            raise RuntimeError("a ShadedRenderer must be used by the thread that created it")
 
     def _fit_depth_range(self, scene: trimesh.Scene | trimesh.Trimesh, camera_pose: np.ndarray) -> None:
         # A depth range hugging the scene keeps depth precise whatever its size and the camera's distance.
@@ -213,22 +184,6 @@ class ShadedRenderer:
         self._camera.znear = 1e-9  # pyrender checks znear < zfar on every assignment, so shrink it first
         self._camera.zfar = zfar
         self._camera.znear = max(distance - radius - margin, 1e-3 * zfar)
-
-    def _free(self, meshes: list[Any]) -> None:
-        # pyrender frees GL buffers and textures only at its next render; thousands of renders must not wait.
-        context = self._context
-        renderer = context._renderer
-        context._platform.make_current()
-        try:
-            for mesh in meshes:
-                for primitive in mesh.primitives:
-                    primitive.delete()
-                    for texture in primitive.material.textures:
-                        texture.delete()
-                        renderer._mesh_textures.discard(texture)
-                renderer._meshes.discard(mesh)
-        finally:
-            context._platform.make_uncurrent()
 
 
 def _pyrender_light(pyrender: Any, light: Light) -> Any:

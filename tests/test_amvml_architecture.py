@@ -1,4 +1,4 @@
-"""AMV-ML against supplement Table 2 (224x224 inputs) and the decisions of method.md."""
+"""AMV-ML against supplement Table 2 (224x224 inputs) and the decisions of docs/method.md."""
 
 from __future__ import annotations
 

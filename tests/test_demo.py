@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from photo2cad.models.datasets import demo
-from photo2cad.models.datasets.demo import CATEGORIES, FORMATS, MAX_FACES, design_catalogue, generate_demo
+from photo2cad.models.datasets.demo import CATEGORIES, FORMATS, MAX_FACES, design_catalogue, furniture, generate_demo
+from photo2cad.models.datasets.demo import catalogue as demo_catalogue
 from photo2cad.models.datasets.folder import read_folder
 from photo2cad.shapes.meshes import load_mesh, normalise
 from photo2cad.shapes.pool import scan_pool
@@ -95,10 +96,10 @@ def test_no_two_shapes_of_a_category_draw_near_identical_parameters() -> None:
     shapes = design_catalogue(30, seed=0)
 
     for category in CATEGORIES:
-        spec = demo._SPECS[category]
-        vectors = [demo._parameter_vector(spec, s.parameters) for s in shapes if s.category == category]
+        spec = furniture.SPECS[category]
+        vectors = [furniture.parameter_vector(spec, s.parameters) for s in shapes if s.category == category]
         distances = [np.linalg.norm(a - b) for a, b in itertools.combinations(vectors, 2)]
-        assert min(distances) >= demo._MIN_PARAMETER_DISTANCE
+        assert min(distances) >= demo_catalogue.MIN_PARAMETER_DISTANCE
 
 
 def test_every_mesh_stays_under_the_face_budget() -> None:
@@ -172,7 +173,7 @@ def test_a_complete_catalogue_is_returned_without_work(catalogue: Path, monkeypa
     def fail(*_: object) -> None:
         raise AssertionError("nothing should be generated again")
 
-    monkeypatch.setattr(demo, "design_catalogue", fail)
+    monkeypatch.setattr(demo_catalogue, "design_catalogue", fail)
     summary = _generate(catalogue)
 
     assert summary.reused and summary.shapes == SHAPES * len(CATEGORIES)
@@ -181,7 +182,7 @@ def test_a_complete_catalogue_is_returned_without_work(catalogue: Path, monkeypa
 def test_a_run_stopped_part_way_resumes_to_the_same_catalogue(
     catalogue: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_photos = demo._write_photos
+    write_photos = demo_catalogue._write_photos
     calls = {"count": 0}
 
     def stop_at_the_fifth_shape(*args: object) -> None:
@@ -190,10 +191,10 @@ def test_a_run_stopped_part_way_resumes_to_the_same_catalogue(
             raise KeyboardInterrupt
         write_photos(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(demo, "_write_photos", stop_at_the_fifth_shape)
+    monkeypatch.setattr(demo_catalogue, "_write_photos", stop_at_the_fifth_shape)
     with pytest.raises(KeyboardInterrupt):
         _generate(tmp_path)
-    monkeypatch.setattr(demo, "_write_photos", write_photos)
+    monkeypatch.setattr(demo_catalogue, "_write_photos", write_photos)
     before = {path: path.stat().st_mtime_ns for path in (tmp_path / "photos").iterdir()}
 
     _generate(tmp_path)

@@ -8,8 +8,7 @@ from typer.testing import CliRunner
 
 from photo2cad.cli import app
 from photo2cad.cli.demo import example_photo, prepare_demo
-from photo2cad.indexer import layout
-from photo2cad.indexer.version import open_index
+from photo2cad.indexer import layout, open_index
 from photo2cad.weights.bundled import DEFAULT_AMVML
 from photo2cad.weights.checkpoint import read_header
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from photo2cad.indexer.runner import BuildRequest, build_index
-from photo2cad.indexer.version import open_index
+from photo2cad.indexer import BuildRequest, build_index, open_index
 from photo2cad.shapes.settings import RenderSettings
 from tests.meshpool import write_pool
 

@@ -15,9 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from photo2cad.cli import app
-from photo2cad.indexer import layout
-from photo2cad.indexer.runner import BuildError, BuildRequest, build_index, update_request, verify_index
-from photo2cad.indexer.version import open_index
+from photo2cad.indexer import BuildError, BuildRequest, build_index, layout, open_index, verify_index
+from photo2cad.indexer.runner import update_request
 from photo2cad.shapes.settings import RenderSettings
 from tests.meshpool import write_pool
 

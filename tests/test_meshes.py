@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import trimesh
 
-from photo2cad.shapes.meshes import SUPPORTED_SUFFIXES, MeshLoadError, file_checksum, load_mesh, normalise
+from photo2cad.shapes.meshes import MESH_SUFFIXES, MeshLoadError, file_checksum, load_mesh, normalise
 
 
-@pytest.mark.parametrize("suffix", SUPPORTED_SUFFIXES)
+@pytest.mark.parametrize("suffix", MESH_SUFFIXES)
 def test_every_supported_format_loads(tmp_path: Path, suffix: str) -> None:
     cylinder = trimesh.creation.cylinder(radius=0.5, height=2.0, sections=16)
     path = tmp_path / f"cylinder{suffix}"

@@ -1,4 +1,4 @@
-"""indexer.pool.scan_pool: which files of a pool folder are shapes, under which ids and categories."""
+"""shapes.pool.scan_pool: which files of a pool folder are shapes, under which ids and categories."""
 
 from __future__ import annotations
 

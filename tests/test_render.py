@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from photo2cad.shapes.render import NORMALS_BACKGROUND, Renderer, ViewSet, camera_poses, select_gl_platform
+from photo2cad.shapes.gl import select_gl_platform
+from photo2cad.shapes.render import NORMALS_BACKGROUND, Renderer, ViewSet, camera_poses
 from photo2cad.shapes.settings import RenderSettings
 
 SETTINGS = RenderSettings()

@@ -1,19 +1,13 @@
 """The retrieval service over HTTP (issue #4): what POST /retrieve answers, the shape routes, operations endpoints,
-and how every kind of bad input is refused while the service keeps serving.
-
-Fixtures shared with the other tests/test_service_*.py files live here: a tiny index built once per session.
-"""
+and how every kind of bad input is refused while the service keeps serving."""
 
 from __future__ import annotations
 
-import functools
 import io
 import re
 import shutil
 import threading
-import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,86 +18,27 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from typer.testing import CliRunner
 
-from photo2cad.indexer.runner import BuildRequest, build_index
-from photo2cad.indexer.version import open_index
+from photo2cad.indexer import open_index
 from photo2cad.models.preprocess import mask_to_tensor, photo_to_tensor
 from photo2cad.service.app import create_app, plan_startup
 from photo2cad.service.errors import ServiceConfigError
-from photo2cad.service.settings import ServiceSettings
-from photo2cad.shapes.settings import RenderSettings
 from photo2cad.weights.checkpoint import load_amvml
-from tests.meshpool import write_pool
-
-RENDER = RenderSettings(num_views=4, embed_size=64)
+from tests.helpers import (
+    ServedIndex,
+    image_bytes,
+    metric,
+    png_header_only,
+    post_photo,
+    rendered_photo,
+    settings_for,
+)
 
 
 # ---------------------------------------------------------------------------------------------------------- fixtures
-@dataclass(frozen=True)
-class ServedIndex:
-    pool: Path
-    root: Path  # index directory with `current`
-    weights: Path
-
-
-@functools.cache
-def _build_served_index(base: Path, weights: Path) -> ServedIndex:
-    # Cached by path: every test module that imports the fixture shares one build.
-    pool, root = base / "pool", base / "index"
-    write_pool(pool)
-    build_index(BuildRequest(pool=pool, out=root, weights=weights, render=RENDER, progress=False))
-    return ServedIndex(pool, root, weights)
-
-
-@pytest.fixture(scope="session")
-def served_index(tmp_path_factory: pytest.TempPathFactory, tiny_weights: Path) -> ServedIndex:
-    return _build_served_index(tmp_path_factory.getbasetemp() / "service-index", tiny_weights)
-
-
-def settings_for(index: Path, **overrides: Any) -> ServiceSettings:
-    values: dict[str, Any] = {"index": index, "device": "cpu", "reload_poll_seconds": 0, **overrides}
-    return ServiceSettings(**values)
-
-
 @pytest.fixture(scope="module")
 def client(served_index: ServedIndex) -> Iterator[TestClient]:
     with TestClient(create_app(settings_for(served_index.root))) as test_client:
         yield test_client
-
-
-def rendered_photo(index_root: Path, shape_id: str = "chair/box") -> bytes:
-    """A grey render of a pool shape, as the indexer wrote it: the photo a user of the demo would upload."""
-    index = open_index(index_root)
-    entry = next(e for e in index.manifest.shapes if e.shape_id == shape_id)
-    return (index.directory / entry.thumbnail).read_bytes()
-
-
-def image_bytes(size: tuple[int, int], fmt: str = "PNG", mode: str = "RGB", colour: Any = (200, 120, 40)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new(mode, size, colour).save(buffer, format=fmt)
-    return buffer.getvalue()
-
-
-def png_header_only(width: int, height: int) -> bytes:
-    """A PNG that declares width x height but holds a few bytes of pixels: what a decompression bomb looks like
-    before decoding (the real thing compresses 1e9 zero bytes into a megabyte)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
-
-    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])  # 8-bit grey
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + chunk(b"IEND", b"")
-    )
-
-
-def post_photo(client: TestClient, photo: bytes, mask: bytes | None = None, **fields: Any) -> Any:
-    files: dict[str, tuple[str, bytes, str]] = {"photo": ("photo.jpg", photo, "image/jpeg")}
-    if mask is not None:
-        files["mask"] = ("mask.png", mask, "image/png")
-    return client.post("/retrieve", files=files, data={k: str(v) for k, v in fields.items()})
 
 
 @pytest.fixture(scope="module")
@@ -424,15 +359,6 @@ def test_index_lists_categories_and_the_serving_weights(client: TestClient, serv
     assert body["weights"]["matches_index"] is True and body["image_size"] == 64
 
 
-def metric(text: str, name: str, **labels: str) -> float:
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    for line in text.splitlines():
-        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line) or re.fullmatch(rf"{name} (\S+)", line)
-        if match and (not labels or ",".join(sorted(match.group(1).split(","))) == wanted):
-            return float(match.groups()[-1])
-    return 0.0
-
-
 def test_metrics_count_requests_by_route_and_status_and_time_each_stage(
     client: TestClient, served_index: ServedIndex
 ) -> None:
@@ -523,23 +449,15 @@ def test_other_weights_serve_when_the_mismatch_is_allowed(served_index: ServedIn
 def test_serve_command_refuses_mismatched_weights_with_a_message(
     served_index: ServedIndex, other_weights: Path
 ) -> None:
-    import typer
+    from photo2cad.cli import app
 
-    from photo2cad.cli.serve import serve
-
-    command = typer.Typer()
-    command.command()(serve)
-    result = CliRunner().invoke(command, ["--index", str(served_index.root), "--weights", str(other_weights)])
+    result = CliRunner().invoke(app, ["serve", "--index", str(served_index.root), "--weights", str(other_weights)])
     assert result.exit_code == 2
     assert "error: the weights (sha256" in result.output and "--allow-weights-mismatch" in result.output
 
 
 def test_serve_command_on_a_directory_without_index_says_so(tmp_path: Path) -> None:
-    import typer
+    from photo2cad.cli import app
 
-    from photo2cad.cli.serve import serve
-
-    command = typer.Typer()
-    command.command()(serve)
-    result = CliRunner().invoke(command, ["--index", str(tmp_path)])
+    result = CliRunner().invoke(app, ["serve", "--index", str(tmp_path)])
     assert result.exit_code == 2 and "holds no index" in result.output

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.test_service import ServedIndex, rendered_photo, served_index  # noqa: F401 - fixture
+from tests.helpers import ServedIndex, rendered_photo
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -40,7 +40,7 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def live_server(served_index: ServedIndex, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:  # noqa: F811
+def live_server(served_index: ServedIndex, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     port = free_port()
     log = (tmp_path_factory.mktemp("server") / "server.log").open("wb")
     command = [sys.executable, "-m", "photo2cad.cli", "serve", "--index", str(served_index.root)]
@@ -63,7 +63,7 @@ def live_server(served_index: ServedIndex, tmp_path_factory: pytest.TempPathFact
     log.close()
 
 
-def test_serve_command_answers_retrieval_over_http(live_server: LiveServer, served_index: ServedIndex) -> None:  # noqa: F811
+def test_serve_command_answers_retrieval_over_http(live_server: LiveServer, served_index: ServedIndex) -> None:
     files = {"photo": ("render.jpg", rendered_photo(served_index.root), "image/jpeg")}
     response = httpx.post(f"{live_server.url}/retrieve", files=files, data={"top_k": "3"}, timeout=30)
     assert response.status_code == 200 and len(response.json()["results"]) == 3
@@ -108,7 +108,7 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
 def test_the_page_shows_ranked_thumbnails_for_a_chosen_photo(
     live_server: LiveServer,
-    served_index: ServedIndex,  # noqa: F811
+    served_index: ServedIndex,
     browser: object,
     tmp_path: Path,
 ) -> None:

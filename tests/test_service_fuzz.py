@@ -21,7 +21,7 @@ from schemathesis.checks import (  # noqa: E402
 )
 
 from photo2cad.service.app import create_app  # noqa: E402
-from tests.test_service import ServedIndex, served_index, settings_for  # noqa: E402, F401 - fixture
+from tests.helpers import ServedIndex, settings_for  # noqa: E402
 
 EXAMPLES_PER_OPERATION = 25
 ADMIN = {"Authorization": "Bearer fuzz-token"}  # so that /admin/reload is fuzzed past its token check
@@ -29,7 +29,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 
 @pytest.fixture(scope="module")
-def api_schema(served_index: ServedIndex) -> Iterator[Any]:  # noqa: F811
+def api_schema(served_index: ServedIndex) -> Iterator[Any]:
     app: FastAPI = create_app(settings_for(served_index.root, admin_token=ADMIN["Authorization"].split()[1]))
     yield schemathesis.openapi.from_asgi("/openapi.json", app)
     try:  # the app's lifespan, which schemathesis started and would otherwise stop only at exit

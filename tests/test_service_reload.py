@@ -14,17 +14,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from photo2cad.indexer import layout
-from photo2cad.indexer.runner import build_index, update_request
+from photo2cad.indexer import build_index, layout
+from photo2cad.indexer.runner import update_request
 from photo2cad.service.app import create_app
-from tests.test_service import (  # noqa: F401 - fixtures
-    ServedIndex,
-    metric,
-    post_photo,
-    rendered_photo,
-    served_index,
-    settings_for,
-)
+from tests.helpers import ServedIndex, metric, post_photo, rendered_photo, settings_for
 
 TOKEN = "s3cret-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -211,7 +211,7 @@ def test_repeated_renders_give_the_same_image_and_hold_no_gl_objects(
         again, _ = shaded.render(scene, pose)
 
     np.testing.assert_array_equal(again, first)
-    gl_state = shaded._context._renderer
+    gl_state = shaded._context.pyrender_renderer
     assert not gl_state._meshes and not gl_state._mesh_textures
 
 

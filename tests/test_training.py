@@ -19,7 +19,7 @@ from photo2cad.models.training.config import AMVMLTrainConfig, TSMTrainConfig
 from photo2cad.models.training.tsm_trainer import TexturePairs, train_tsm
 from photo2cad.models.training.views import render_views
 from photo2cad.shapes.settings import RenderSettings
-from photo2cad.weights.checkpoint import header_for, load_amvml, load_tsm, save_checkpoint
+from photo2cad.weights import header_for, load_amvml, load_tsm, new_amvml, save_checkpoint
 from tests.photoset import write_photo_dataset
 
 SIZE = 64
@@ -82,9 +82,7 @@ def test_training_resumes_from_the_last_epoch(trained: Path, photoset: tuple[Pat
 
 def _changed_parts(checkpoint: Path) -> set[str]:
     """Which of enc1/enc2/enc3/heads differ from a freshly (ImageNet-)initialised network."""
-    from photo2cad.models import AMVML
-
-    fresh = AMVML(model_config()).state_dict()
+    fresh = new_amvml(model_config()).state_dict()
     after = load_amvml(checkpoint)[0].state_dict()
     changed = {name for name in fresh if not torch.equal(fresh[name], after[name])}
     return {name.split(".")[0] if name.startswith("enc") else "heads" for name in changed}
@@ -178,16 +176,13 @@ def test_training_with_neither_photos_nor_anchors_is_refused(
 def test_trained_network_beats_the_untrained_one_on_top1(
     trained: Path, photoset: tuple[Path, RetrievalDataset], tmp_path: Path
 ) -> None:
-    root, dataset = photoset
+    _, dataset = photoset
     untrained = model_config()
-    from photo2cad.models import AMVML
-
     torch.manual_seed(0)
-    untrained_path = save_checkpoint(tmp_path / "untrained.safetensors", model := AMVML(untrained), header_for(model))
-    before = evaluate(untrained_path, dataset, root, tmp_path / "before", CPU, views=4, progress=False)
-    after = evaluate(
-        trained / "amvml-last.safetensors", dataset, root, tmp_path / "after", CPU, views=4, progress=False
-    )
+    model = new_amvml(untrained)
+    untrained_path = save_checkpoint(tmp_path / "untrained.safetensors", model, header_for(model))
+    before = evaluate(untrained_path, dataset, tmp_path / "before", CPU, views=4, progress=False)
+    after = evaluate(trained / "amvml-last.safetensors", dataset, tmp_path / "after", CPU, views=4, progress=False)
     print(f"test split Top1@R untrained {before.overall['top1']:.3f} -> trained {after.overall['top1']:.3f}")
     assert float(after.overall["top1"]) >= float(before.overall["top1"]) + 0.2  # type: ignore[arg-type]
 
@@ -195,8 +190,8 @@ def test_trained_network_beats_the_untrained_one_on_top1(
 def test_eval_writes_report_csv_and_gallery(
     trained: Path, photoset: tuple[Path, RetrievalDataset], tmp_path: Path
 ) -> None:
-    root, dataset = photoset
-    report = evaluate(trained / "amvml-last.safetensors", dataset, root, tmp_path, CPU, views=4, progress=False)
+    _, dataset = photoset
+    report = evaluate(trained / "amvml-last.safetensors", dataset, tmp_path, CPU, views=4, progress=False)
     data = json.loads(report.path.read_text())
     test_photos = len(dataset.split("test"))
     assert data["overall"]["count"] == test_photos and set(data["per_category"]) == {"bed", "chair", "sofa", "table"}
@@ -214,12 +209,11 @@ def test_eval_writes_report_csv_and_gallery(
 def test_eval_reuses_an_index_built_with_the_same_weights(
     trained: Path, photoset: tuple[Path, RetrievalDataset], tmp_path: Path
 ) -> None:
-    root, dataset = photoset
+    _, dataset = photoset
     weights = trained / "amvml-last.safetensors"
     evaluate(
         weights,
         dataset,
-        root,
         tmp_path / "a",
         CPU,
         index_dir=tmp_path / "index",
@@ -231,7 +225,6 @@ def test_eval_reuses_an_index_built_with_the_same_weights(
     evaluate(
         weights,
         dataset,
-        root,
         tmp_path / "b",
         CPU,
         index_dir=tmp_path / "index",

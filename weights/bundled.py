@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from photo2cad.errors import Photo2CadError
+
 BUNDLED_DIR = Path(__file__).resolve().parent
 DEFAULT_AMVML = BUNDLED_DIR / "amvml-demo.safetensors"
 
 
-class NoWeightsError(Exception):
+class NoWeightsError(Photo2CadError):
     """No checkpoint was given and none ships with this installation."""
 
 

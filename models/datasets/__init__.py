@@ -32,7 +32,7 @@ def read_dataset(layout: str, root: Path, **kwargs: Any) -> RetrievalDataset:
     """Read ``root`` with the reader of ``layout``; keyword arguments go to that reader (e.g. ``on_missing="skip"``)."""
     reader = READERS.get(layout)
     if reader is None:
-        raise ValueError(f"unknown dataset layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+        raise DatasetError(f"unknown dataset layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
     return reader(Path(root), **kwargs)
 
 

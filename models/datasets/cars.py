@@ -104,7 +104,7 @@ def _read_cars(
             )
     problems.log()
     pool = tuple(shapes[model_id] for model_id in sorted(shapes))
-    return RetrievalDataset(name=name, shapes=pool, queries=tuple(queries))
+    return RetrievalDataset(name=name, shapes=pool, queries=tuple(queries), pool_root=cars)
 
 
 class _PlainDataUnpickler(pickle.Unpickler):

@@ -3,7 +3,7 @@
 ``read_folder(root)`` reads::
 
     root/
-      pool/                  meshes, as indexer.pool.scan_pool lists them: <shape_id>.<obj|glb|gltf|ply|stl|off>
+      pool/                  meshes, as shapes.pool.scan_pool lists them: <shape_id>.<obj|glb|gltf|ply|stl|off>
                              or <shape_id>/model.<ext>
       categories.csv         optional: shape_id,category (else a shape's category is its first folder, if any)
       queries.csv            image,shape_id,split[,mask][,category]; split is train, val or test;
@@ -58,7 +58,7 @@ def read_folder(root: Path, on_missing: OnMissing = "error") -> RetrievalDataset
             continue
         queries.append(photo.query(split))
     problems.log()
-    return RetrievalDataset(name="folder", shapes=listing.shapes, queries=tuple(queries))
+    return RetrievalDataset(name="folder", shapes=listing.shapes, queries=tuple(queries), pool_root=root / "pool")
 
 
 def read_ikea_dev(
@@ -93,7 +93,7 @@ def read_ikea_dev(
     splits = (split_whole_groups if unseen_shapes else split_within_groups)(by_shape, val_fraction, seed)
     queries = tuple(photo.query(splits[photo.key]) for photo in photos)
     name = "ikea-dev-unseen" if unseen_shapes else "ikea-dev"
-    return RetrievalDataset(name=name, shapes=listing.shapes, queries=queries)
+    return RetrievalDataset(name=name, shapes=listing.shapes, queries=queries, pool_root=root / "pool")
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ def read_3d_future(root: Path, on_missing: OnMissing = "error") -> RetrievalData
     for folder, split in halves:
         queries.extend(_read_split(scene, folder, split, pool, problems))
     problems.log()
-    return RetrievalDataset(name="3d-future", shapes=shapes, queries=tuple(queries))
+    return RetrievalDataset(name="3d-future", shapes=shapes, queries=tuple(queries), pool_root=root / MODEL_FOLDER)
 
 
 def _evaluation_folder(scene: Path) -> str:

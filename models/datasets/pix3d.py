@@ -82,7 +82,13 @@ def read_pix3d(
         if query is not None:
             queries.append(query)
     problems.log()
-    return RetrievalDataset(name="pix3d", shapes=listing.shapes, queries=tuple(queries))
+    return RetrievalDataset(
+        name="pix3d",
+        shapes=listing.shapes,
+        queries=tuple(queries),
+        pool_root=root / _MODEL_FOLDER,
+        rank_within_category=True,
+    )
 
 
 def _read_record(

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from photo2cad.errors import Photo2CadError
 from photo2cad.shapes.pool import ShapeRecord
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
 
 
-class DatasetError(Exception):
+class DatasetError(Photo2CadError, ValueError):
     """A dataset cannot be read as asked; the message names the file and the record (line, index or image)."""
 
 
@@ -39,6 +41,9 @@ class RetrievalDataset:
     name: str
     shapes: tuple[ShapeRecord, ...]
     queries: tuple[QueryRecord, ...]
+    pool_root: Path | None = None  # the folder holding the shapes' files; None: their common parent
+    # How the dataset's results are reported: Pix3D ranks each photo among the shapes of its own category only.
+    rank_within_category: bool = False
     _by_id: dict[str, ShapeRecord] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -63,6 +68,14 @@ class RetrievalDataset:
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
         return tuple(query for query in self.queries if query.split == name)
+
+    def pool_folder(self) -> Path:
+        """Where the shapes' files live: index source paths are relative to it."""
+        if self.pool_root is not None:
+            return self.pool_root
+        if not self.shapes:
+            raise DatasetError(f"{self.name}: no shapes, so no pool folder")
+        return Path(os.path.commonpath([shape.path.parent for shape in self.shapes]))
 
     def shape(self, shape_id: str) -> ShapeRecord:
         try:

@@ -16,14 +16,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageOps
 
-from photo2cad.indexer import layout
-from photo2cad.indexer.runner import BuildRequest, build_index
-from photo2cad.indexer.version import OpenIndex, open_index
+from photo2cad.indexer import BuildRequest, IndexVersion, ensure_index
 from photo2cad.models.datasets.records import QueryRecord, RetrievalDataset
 from photo2cad.models.evaluation.geometry import geometric_score, surface_points
 from photo2cad.models.evaluation.retrieval import embed_queries, rank_queries, retrieval_metrics
-from photo2cad.shapes.meshes import file_checksum
-from photo2cad.shapes.settings import RenderSettings
+from photo2cad.shapes.settings import render_settings_for
 from photo2cad.weights.checkpoint import load_amvml
 
 log = logging.getLogger(__name__)
@@ -36,33 +33,7 @@ class EvalReport:
     per_category: dict[str, dict[str, float | int | None]]
 
 
-def ensure_index(
-    dataset: RetrievalDataset,
-    pool_root: Path,
-    index_dir: Path,
-    weights: Path,
-    views: int,
-    image_size: int,
-    progress: bool,
-) -> OpenIndex:
-    """Reuse `index_dir` when it was built from these weights and renderer settings, else (re)build it."""
-    render = RenderSettings(num_views=views, embed_size=image_size)
-    if layout.has_index(index_dir):
-        index = open_index(index_dir)
-        same_weights = index.manifest.weights.sha256 == file_checksum(weights)
-        if index.manifest.render_identity == render.identity() and same_weights:
-            log.info("reusing the index in %s", index_dir)
-            return index
-        log.info("the index in %s was built with other weights or renderer settings: rebuilding", index_dir)
-    build_index(
-        BuildRequest(
-            pool=pool_root, out=index_dir, weights=weights, render=render, shapes=dataset.shapes, progress=progress
-        )
-    )
-    return open_index(index_dir)
-
-
-def _gallery(queries: list[QueryRecord], top: np.ndarray, gt_rows: np.ndarray, index: OpenIndex, path: Path) -> None:
+def _gallery(queries: list[QueryRecord], top: np.ndarray, gt_rows: np.ndarray, index: IndexVersion, path: Path) -> None:
     """Up to 12 rows: the photo, then the top 5 thumbnails; green frame = the right model, red = wrong."""
     cell = 128
     hits = [i for i in range(len(queries)) if top[i, 0] == gt_rows[i]]
@@ -88,20 +59,30 @@ def _gallery(queries: list[QueryRecord], top: np.ndarray, gt_rows: np.ndarray, i
 def evaluate(
     weights: Path,
     dataset: RetrievalDataset,
-    pool_root: Path,
     out_dir: Path,
     device: torch.device,
     split: str = "test",
     index_dir: Path | None = None,
     views: int = 12,
-    within_category: bool = False,
+    within_category: bool | None = None,
     geometric: bool = True,
     progress: bool = True,
 ) -> EvalReport:
+    """Rank the split's photos against an index of the dataset's pool (built, or reused when it fits) and write the
+    report files. `within_category` defaults to the dataset's own protocol (Pix3D: on)."""
+    if within_category is None:
+        within_category = dataset.rank_within_category
     out_dir.mkdir(parents=True, exist_ok=True)
     model, header = load_amvml(weights, device)
     index = ensure_index(
-        dataset, pool_root, index_dir or out_dir / "index", weights, views, model.config.image_size, progress
+        BuildRequest(
+            pool=dataset.pool_folder(),
+            out=index_dir or out_dir / "index",
+            weights=weights,
+            render=render_settings_for(header, num_views=views),
+            shapes=dataset.shapes,
+            progress=progress,
+        )
     )
     rows = {entry.shape_id: row for row, entry in enumerate(index.manifest.shapes)}
     queries = [q for q in dataset.split(split) if q.shape_id in rows]

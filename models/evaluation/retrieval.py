@@ -1,9 +1,8 @@
-"""Embedding a pool and a set of photos, ranking, and the retrieval metrics of the paper."""
+"""Embedding a dataset's photos, ranking them against shape vectors, and the retrieval metrics of the paper."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,41 +12,9 @@ from torch.utils.data import DataLoader
 from photo2cad.models import AMVML
 from photo2cad.models.datasets.photos import PhotoDataset, collate
 from photo2cad.models.datasets.records import QueryRecord
+from photo2cad.models.embedding import embed_photos
 
 
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
-    return torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else contextlib.nullcontext()
-
-
-def _view_batches(grey: np.ndarray, device: torch.device, batch_shapes: int) -> Iterator[torch.Tensor]:
-    """(N, V, S, S, 3) uint8 grey views -> (B, V, 3, S, S) float batches in [0, 1] on `device`."""
-    for start in range(0, len(grey), batch_shapes):
-        yield torch.from_numpy(grey[start : start + batch_shapes]).to(device).permute(0, 1, 4, 2, 3).float() / 255
-
-
-@torch.inference_mode()
-def embed_view_sets(model: AMVML, grey: np.ndarray, device: torch.device, batch_shapes: int = 4) -> np.ndarray:
-    """(N, V, S, S, 3) uint8 grey views -> (N, D) shape vectors."""
-    model.eval()
-    vectors = []
-    for chunk in _view_batches(grey, device, batch_shapes):
-        with _autocast(device):
-            vectors.append(model.embed_views(chunk).embedding.float().cpu())
-    return torch.cat(vectors).numpy()
-
-
-@torch.no_grad()  # not inference_mode: the frozen-backbone warm-up feeds these features to the heads' autograd graph
-def pooled_view_features(model: AMVML, grey: np.ndarray, device: torch.device, batch_shapes: int = 4) -> torch.Tensor:
-    """(N, V, S, S, 3) uint8 grey views -> (N, V, C) pooled C5 features of the view branch, on `device`."""
-    model.eval()
-    chunks = []
-    for chunk in _view_batches(grey, device, batch_shapes):
-        pooled = model.view_features(chunk.flatten(0, 1)).mean(dim=(2, 3))
-        chunks.append(pooled.view(*chunk.shape[:2], -1).float())
-    return torch.cat(chunks)
-
-
-@torch.inference_mode()
 def embed_queries(
     model: AMVML,
     queries: Sequence[QueryRecord],
@@ -58,18 +25,15 @@ def embed_queries(
     use_masks: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Photos -> (Q, D) vectors and (Q,) predicted category indices (-1 without a category head)."""
-    model.eval()
     data = PhotoDataset(queries, shape_rows, categories, model.config.image_size, augment=False)
-    loader = DataLoader(data, batch_size=batch_size, collate_fn=collate)
     vectors, predicted = [], []
-    for batch in loader:
-        mask = batch["mask"].to(device) if use_masks and bool(batch["has_mask"].all()) else None
-        with _autocast(device):
-            out = model.embed_photo(batch["photo"].to(device), mask=mask)
-        vectors.append(out.embedding.float().cpu())
-        logits = out.category_logits.float().cpu()
-        predicted.append(logits.argmax(1) if logits.shape[1] else torch.full((len(logits),), -1))
-    return torch.cat(vectors).numpy(), torch.cat(predicted).numpy()
+    for batch in DataLoader(data, batch_size=batch_size, collate_fn=collate):
+        masks = batch["mask"] if use_masks and bool(batch["has_mask"].all()) else None
+        out = embed_photos(model, batch["photo"], device, masks)
+        vectors.append(out.vectors)
+        logits = out.category_logits
+        predicted.append(logits.argmax(1) if logits.shape[1] else np.full(len(logits), -1))
+    return np.concatenate(vectors), np.concatenate(predicted)
 
 
 @dataclass(frozen=True)

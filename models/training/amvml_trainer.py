@@ -1,14 +1,12 @@
-"""`photo2cad train amvml`: triplet metric learning of photos against multi-view renders.
+"""`photo2cad train amvml`: the run around the epochs (epochs.py): data, model, resume, validation, checkpoints.
 
-Every step: real photos (anchors) against their ground-truth shape's grey views (positives) and every other shape
-of the batch plus a few extra shapes of the same categories (negatives); auxiliary category and mask losses; and,
-when switched on, the TSM hard triplets: the ground-truth shape textured with a random code (positive) against
-another shape textured with the anchor photo's own code (negative), so only geometry can tell them apart.
+The first `warmup_epochs` epochs train the heads on a frozen backbone; the rest train end to end (the paper's recipe,
+where the TSM hard triplets act). Every epoch ends with a validation pass and a checkpoint whose header says how it
+was trained.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import random
@@ -19,28 +17,23 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
-from tqdm import tqdm
 
-from photo2cad.models import AMVML, AMVMLConfig, TextureSynthesisModule
+from photo2cad.errors import Photo2CadError
+from photo2cad.models import AMVML, AMVMLConfig
 from photo2cad.models.datasets.photos import PhotoDataset, PhotoSample, collate, photo_augmentation
 from photo2cad.models.datasets.records import RetrievalDataset
-from photo2cad.models.evaluation.retrieval import (
-    embed_queries,
-    embed_view_sets,
-    pooled_view_features,
-    rank_queries,
-    retrieval_metrics,
-)
+from photo2cad.models.embedding import embed_view_sets, pooled_view_features
+from photo2cad.models.evaluation.retrieval import embed_queries, rank_queries, retrieval_metrics
 from photo2cad.models.training.config import AMVMLTrainConfig
 from photo2cad.models.training.curves import plot_curves
-from photo2cad.models.training.losses import batch_triplet_loss, masked_category_loss, masked_mask_loss, triplet_loss
+from photo2cad.models.training.epochs import EpochInputs, end_to_end_epoch, warmup_epoch
 from photo2cad.models.training.textured_anchors import TexturedAnchors, anchor_cameras, render_textured_views
 from photo2cad.models.training.views import ShapeViews, render_views
-from photo2cad.models.training.warmup import freeze_backbone_statistics, frozen_backbone, pool_ranking_loss
+from photo2cad.models.training.warmup import frozen_backbone
 from photo2cad.shapes.settings import RenderSettings
 from photo2cad.weights.checkpoint import header_for, load_amvml, load_tsm, save_checkpoint
+from photo2cad.weights.pretrained import new_amvml
 
 log = logging.getLogger(__name__)
 
@@ -53,76 +46,6 @@ class TrainResult:
     checkpoint: Path
     epochs_run: int
     history: list[dict[str, float]]
-
-
-def _views_tensor(views: ShapeViews, rows: np.ndarray, view_ids: np.ndarray, device: torch.device) -> torch.Tensor:
-    chosen = views.grey[rows[:, None], view_ids]  # (B, V', S, S, 3)
-    return torch.from_numpy(chosen).to(device).permute(0, 1, 4, 2, 3).float().div_(255.0)
-
-
-def _extra_negatives(rng: np.random.Generator, anchors: np.ndarray, categories: np.ndarray, count: int) -> np.ndarray:
-    """Shapes outside the batch, drawn from the anchors' categories first: the negatives that are hard to tell."""
-    if count == 0:
-        return np.zeros(0, dtype=np.int64)
-    outside = np.setdiff1d(np.arange(len(categories)), anchors)
-    if len(outside) == 0:
-        return np.zeros(0, dtype=np.int64)
-    same_category = outside[np.isin(categories[outside], categories[anchors])]
-    pool = same_category if len(same_category) >= count else outside
-    return rng.choice(pool, size=min(count, len(pool)), replace=False)
-
-
-def _other_shape(rng: np.random.Generator, row: int, categories: np.ndarray) -> int:
-    """A different shape, of the same category when there is one: the hard negative."""
-    others = np.flatnonzero(np.arange(len(categories)) != row)
-    same = others[categories[others] == categories[row]]
-    return int(rng.choice(same if len(same) else others))
-
-
-def _hard_triplets(
-    model: AMVML,
-    tsm: TextureSynthesisModule,
-    views: ShapeViews,
-    photos: torch.Tensor,
-    rows: np.ndarray,
-    categories: np.ndarray,
-    rng: np.random.Generator,
-    device: torch.device,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(positive, negative) textured renders through the photo branch, and their mask logits and masks."""
-    assert views.normals is not None
-    view_ids = rng.integers(0, views.normals.shape[1], size=len(rows))
-    negatives = np.array([_other_shape(rng, row, categories) for row in rows])
-    synth = tsm.config.image_size
-
-    def normal_maps(shape_rows: np.ndarray) -> torch.Tensor:
-        assert views.normals is not None
-        chosen = torch.from_numpy(views.normals[shape_rows, view_ids]).to(device)
-        return chosen.permute(0, 3, 1, 2).float() / 127.5 - 1
-
-    category = torch.from_numpy(np.maximum(categories[rows], 0)).to(device) if tsm.config.num_categories else None
-    with torch.no_grad():
-        photo_code = tsm.texture_code(F.interpolate(photos * 2 - 1, size=(synth, synth), mode="bilinear"))
-        positive = tsm.synthesize(normal_maps(rows), tsm.sample_z(len(rows), device), category)
-        negative = tsm.synthesize(normal_maps(negatives), photo_code, category)
-    size = model.config.image_size
-    textured = F.interpolate(torch.cat([positive, negative]) * 0.5 + 0.5, size=(size, size), mode="bilinear")
-    out = model.embed_photo(textured.clamp(0, 1))
-    masks = np.concatenate([views.masks[rows, view_ids], views.masks[negatives, view_ids]])
-    mask_tensor = F.interpolate(torch.from_numpy(masks).to(device).float().unsqueeze(1), size=(size, size))
-    half = len(rows)
-    return out.embedding[:half], out.embedding[half:], out.mask_logits, mask_tensor
-
-
-def bank_infonce(
-    photos: torch.Tensor, positives: torch.Tensor, bank: torch.Tensor, rows: np.ndarray, config: AMVMLTrainConfig
-) -> torch.Tensor:
-    """InfoNCE of each photo against every shape: the bank's (detached) vectors, its own shape's fresh one."""
-    logits = photos @ bank.T.to(photos.dtype)
-    index = torch.from_numpy(rows).to(photos.device)
-    fresh = (photos * positives).sum(dim=1)
-    logits = logits.scatter(1, index[:, None], fresh[:, None])
-    return F.cross_entropy(logits / config.temperature, index)
 
 
 def evaluate_split(
@@ -140,7 +63,7 @@ def evaluate_split(
         return {"count": 0}
     categories = dataset.categories()
     if shape_vectors is None:
-        shape_vectors = embed_view_sets(model, views.grey, device)
+        shape_vectors = embed_view_sets(model, views.grey, device).vectors
     query_vectors, _ = embed_queries(model, queries, shape_rows, categories, device)
     shape_categories = [dataset.shape(sid).category for sid in views.shape_ids]
     ranking = rank_queries(
@@ -154,18 +77,24 @@ def evaluate_split(
     return retrieval_metrics(ranking, first, [q.category for q in queries]).as_dict()
 
 
+class TrainingRequestError(Photo2CadError, ValueError):
+    """Settings that cannot train together, or data with nothing to train on; the message says what to change."""
+
+
 def check_request(
     model_config: AMVMLConfig, config: AMVMLTrainConfig, render: RenderSettings, tsm_weights: Path | None
 ) -> None:
-    """Raises ValueError, with what to change, for settings that cannot train together."""
+    """Raises TrainingRequestError, with what to change, for settings that cannot train together."""
     if render.embed_size != model_config.image_size:
-        raise ValueError(f"renderer makes {render.embed_size} px views, the network expects {model_config.image_size}")
+        raise TrainingRequestError(
+            f"renderer makes {render.embed_size} px views, the network expects {model_config.image_size}"
+        )
     if not config.train_on_photos and not config.textured_anchors:
-        raise ValueError("without the photos there is nothing to train on: add --textured-anchors")
+        raise TrainingRequestError("without the photos there is nothing to train on: add --textured-anchors")
     if config.tsm_triplets and tsm_weights is None:
-        raise ValueError("tsm_triplets needs TSM weights (train them with `photo2cad train tsm`)")
+        raise TrainingRequestError("tsm_triplets needs TSM weights (train them with `photo2cad train tsm`)")
     if config.tsm_triplets and config.epochs <= config.warmup_epochs:
-        raise ValueError(
+        raise TrainingRequestError(
             f"the TSM hard triplets act in end-to-end epochs, and all {config.epochs} epochs are warm-up ones: "
             f"ask for more epochs than warm-up epochs (e.g. --epochs {config.warmup_epochs + 10})"
         )
@@ -193,10 +122,69 @@ def train_amvml(
 
     categories = dataset.categories()
     views = render_views(dataset.shapes, render, cache_dir, with_normals=config.tsm_triplets, progress=progress)
-    shape_rows = {sid: i for i, sid in enumerate(views.shape_ids)}
     category_of_row = np.array(
         [categories.index(c) if (c := dataset.shape(sid).category) in categories else -1 for sid in views.shape_ids]
     )
+    loader = _training_loader(dataset, views, category_of_row, model_config, render, config, cache_dir, progress)
+    model, start_epoch, history, optimiser_state = _starting_point(
+        out_dir, model_config, config, device, init_weights, resume
+    )
+    tsm = load_tsm(tsm_weights, device)[0].eval() if config.tsm_triplets and tsm_weights else None
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    inputs = EpochInputs(loader, views, category_of_row, config, device, progress)
+    bank: torch.Tensor | None = None
+    pooled_views: torch.Tensor | None = None
+    optimiser: torch.optim.Optimizer | None = None
+    for epoch in range(start_epoch, config.epochs):
+        phase = _phase(epoch, config)
+        description = f"{'warm-up' if phase == 'warmup' else 'epoch'} {epoch + 1}/{config.epochs}"
+        started = time.perf_counter()
+        if phase == "warmup":
+            if pooled_views is None:
+                log.info(
+                    "warm-up: backbone frozen; caching the pooled features of %d views",
+                    views.grey.shape[0] * views.grey.shape[1],
+                )
+                pooled_views = pooled_view_features(model, views.grey, device)
+            with frozen_backbone(model, train_photo_branch=config.photo_branch_lr > 0) as trainable:
+                if optimiser is None:
+                    optimiser = _optimiser(_warmup_groups(model, trainable, config), config, optimiser_state)
+                record = warmup_epoch(model, inputs, pooled_views, optimiser, description)
+            with torch.inference_mode():
+                model.eval()
+                shape_vectors = model.shapes_from_pooled(pooled_views).embedding.float().cpu().numpy()
+            if _phase(epoch + 1, config) != phase:
+                optimiser, optimiser_state = None, None
+        else:
+            if optimiser is None:
+                optimiser = _optimiser([{"params": list(model.parameters()), "lr": config.lr}], config, optimiser_state)
+            if bank is None and config.bank_weight:
+                # Every shape's current vector: the InfoNCE term ranks each photo against the whole pool.
+                bank = torch.from_numpy(embed_view_sets(model, views.grey, device).vectors).to(device)
+            record = end_to_end_epoch(model, inputs, optimiser, scaler, bank, tsm, rng, description)
+            shape_vectors = None
+            if bank is not None:
+                shape_vectors = embed_view_sets(model, views.grey, device).vectors
+                bank = torch.from_numpy(shape_vectors).to(device)
+        record["seconds"] = time.perf_counter() - started
+        _finish_epoch(model, dataset, views, device, config, epoch, record, history, shape_vectors)
+        _save(out_dir, model, dataset, render, config, categories, history, tsm_weights, optimiser, epoch, phase)
+    return TrainResult(out_dir / LAST, len(history), history)
+
+
+def _training_loader(
+    dataset: RetrievalDataset,
+    views: ShapeViews,
+    category_of_row: np.ndarray,
+    model_config: AMVMLConfig,
+    render: RenderSettings,
+    config: AMVMLTrainConfig,
+    cache_dir: Path,
+    progress: bool,
+) -> DataLoader[PhotoSample]:
+    """The train split's photos and/or the textured anchors, shuffled into batches."""
+    shape_rows = {sid: i for i, sid in enumerate(views.shape_ids)}
+    categories = dataset.categories()
     train = PhotoDataset(
         dataset.split("train"),
         shape_rows,
@@ -206,7 +194,9 @@ def train_amvml(
         grayscale_probability=config.grayscale_probability,
     )
     if len(train) == 0 and config.train_on_photos:
-        raise ValueError(f"{dataset.name} has no training photos (--textured-anchors --no-photos trains without)")
+        raise TrainingRequestError(
+            f"{dataset.name} has no training photos (--textured-anchors --no-photos trains without)"
+        )
     samples: Dataset[PhotoSample] = train
     if config.textured_anchors:
         textured = render_textured_views(dataset.shapes, anchor_cameras(render), cache_dir, progress=progress)
@@ -224,7 +214,7 @@ def train_amvml(
         else:
             log.info("%d textured anchors each epoch; the photos only lend their backgrounds", len(anchors))
             samples = anchors
-    loader = DataLoader(
+    return DataLoader(
         samples,
         batch_size=config.batch_size,
         shuffle=True,
@@ -233,12 +223,21 @@ def train_amvml(
         num_workers=config.num_workers,
     )
 
+
+def _starting_point(
+    out_dir: Path,
+    model_config: AMVMLConfig,
+    config: AMVMLTrainConfig,
+    device: torch.device,
+    init_weights: Path | None,
+    resume: bool,
+) -> tuple[AMVML, int, list[dict[str, float]], dict[str, Any] | None]:
+    """(model, first epoch, history so far, optimiser state): the run directory's last epoch when resuming, else
+    `init_weights` or a new ImageNet-initialised network."""
     if init_weights is not None:
         model, _ = load_amvml(init_weights, device)
     else:
-        model = AMVML(model_config).to(device)
-    tsm = load_tsm(tsm_weights, device)[0].eval() if config.tsm_triplets and tsm_weights else None
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+        model = new_amvml(model_config).to(device)
     history: list[dict[str, float]] = []
     start_epoch = 0
     optimiser_state = None
@@ -251,112 +250,7 @@ def train_amvml(
             optimiser_state = state["optimiser"]
         log.info("resuming from epoch %d of %s", start_epoch, out_dir)
 
-    bank: torch.Tensor | None = None
-    category_rows = torch.from_numpy(category_of_row).to(device)
-    pooled_views: torch.Tensor | None = None
-    optimiser: torch.optim.Optimizer | None = None
-    for epoch in range(start_epoch, config.epochs):
-        phase = _phase(epoch, config)
-        if phase == "warmup":
-            if pooled_views is None:
-                log.info(
-                    "warm-up: backbone frozen; caching the pooled features of %d views",
-                    views.grey.shape[0] * views.grey.shape[1],
-                )
-                pooled_views = pooled_view_features(model, views.grey, device)
-            started = time.perf_counter()
-            with frozen_backbone(model, train_photo_branch=config.photo_branch_lr > 0) as trainable:
-                if optimiser is None:
-                    optimiser = _optimiser(_warmup_groups(model, trainable, config), config, optimiser_state)
-                record = _warmup_epoch(model, loader, pooled_views, category_rows, optimiser, config, epoch, progress)
-            record["seconds"] = time.perf_counter() - started
-            with torch.inference_mode():
-                model.eval()
-                shape_vectors = model.shapes_from_pooled(pooled_views).embedding.float().cpu().numpy()
-            if _phase(epoch + 1, config) != phase:
-                optimiser, optimiser_state = None, None
-            _finish_epoch(model, dataset, views, device, config, epoch, record, history, shape_vectors)
-            _save(out_dir, model, dataset, render, config, categories, history, tsm_weights, optimiser, epoch, phase)
-            continue
-        if optimiser is None:
-            optimiser = _optimiser([{"params": list(model.parameters()), "lr": config.lr}], config, optimiser_state)
-        if bank is None and config.bank_weight:
-            # Every shape's current vector: the InfoNCE term ranks each photo against the whole pool.
-            bank = torch.from_numpy(embed_view_sets(model, views.grey, device)).to(device)
-        if config.freeze_batchnorm:
-            freeze_backbone_statistics(model)  # batch statistics of 16 photos would overwrite the ImageNet ones
-        else:
-            model.train()
-        sums: dict[str, float] = {}
-        steps = 0
-        started = time.perf_counter()
-        for batch in tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False):
-            rows = batch["shape_row"].numpy()
-            extra = _extra_negatives(rng, rows, category_of_row, config.extra_negatives)
-            candidates = np.concatenate([rows, extra])
-            view_ids = np.stack(
-                [
-                    rng.choice(render.num_views, size=min(config.train_views, render.num_views), replace=False)
-                    for _ in candidates
-                ]
-            )
-            autocast = (
-                torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else contextlib.nullcontext()
-            )
-            with autocast:
-                photos = batch["photo"].to(device)
-                photo_out = model.embed_photo(photos)
-                shape_out = model.embed_views(_views_tensor(views, candidates, view_ids, device))
-                same = torch.from_numpy(rows[:, None] == candidates[None, :]).to(device)
-                same.fill_diagonal_(False)
-                losses = {
-                    "triplet": batch_triplet_loss(photo_out.embedding, shape_out.embedding, same, config.margin),
-                    "category": masked_category_loss(photo_out.category_logits, batch["category"].to(device))
-                    + masked_category_loss(
-                        shape_out.category_logits, torch.from_numpy(category_of_row[candidates]).to(device)
-                    ),
-                    "bank": bank_infonce(photo_out.embedding, shape_out.embedding[: len(rows)], bank, rows, config)
-                    if bank is not None
-                    else torch.zeros((), device=device),
-                    "mask": masked_mask_loss(
-                        photo_out.mask_logits, batch["mask"].to(device), batch["has_mask"].to(device)
-                    ),
-                }
-                if tsm is not None:
-                    positive, negative, textured_masks_logits, textured_masks = _hard_triplets(
-                        model, tsm, views, photos, rows, category_of_row, rng, device
-                    )
-                    losses["tsm_triplet"] = triplet_loss(photo_out.embedding, positive, negative, config.margin)
-                    losses["mask"] = losses["mask"] + F.binary_cross_entropy_with_logits(
-                        textured_masks_logits, textured_masks
-                    )
-                total = (
-                    losses["triplet"]
-                    + config.bank_weight * losses["bank"]
-                    + config.category_weight * losses["category"]
-                    + config.mask_weight * losses["mask"]
-                    + config.tsm_weight * losses.get("tsm_triplet", torch.zeros((), device=device))
-                )
-            optimiser.zero_grad(set_to_none=True)
-            scaler.scale(total).backward()
-            scaler.step(optimiser)
-            scaler.update()
-            if bank is not None:
-                bank[torch.from_numpy(rows).to(device)] = F.normalize(
-                    shape_out.embedding[: len(rows)].detach().float(), dim=1
-                )
-            steps += 1
-            for name, value in [*losses.items(), ("total", total)]:
-                sums[name] = sums.get(name, 0.0) + float(value.detach())
-        losses_record = {f"loss_{k}": v / max(steps, 1) for k, v in sums.items()}
-        losses_record["seconds"] = time.perf_counter() - started
-        bank_vectors = None
-        if bank is not None:
-            bank_vectors = embed_view_sets(model, views.grey, device)
-            bank = torch.from_numpy(bank_vectors).to(device)
-        _finish_epoch(model, dataset, views, device, config, epoch, losses_record, history, bank_vectors)
-        _save(out_dir, model, dataset, render, config, categories, history, tsm_weights, optimiser, epoch, phase)
-    return TrainResult(out_dir / LAST, len(history), history)
+    return model, start_epoch, history, optimiser_state
 
 
 def _phase(epoch: int, config: AMVMLTrainConfig) -> str:
@@ -380,32 +274,6 @@ def _warmup_groups(model: AMVML, trainable: list[torch.nn.Parameter], config: AM
         {"params": [p for p in trainable if id(p) not in photo_branch], "lr": config.warmup_lr},
         {"params": [p for p in trainable if id(p) in photo_branch], "lr": config.photo_branch_lr},
     ]
-
-
-def _warmup_epoch(
-    model: AMVML,
-    loader: DataLoader[PhotoSample],
-    pooled_views: torch.Tensor,
-    category_rows: torch.Tensor,
-    optimiser: torch.optim.Optimizer,
-    config: AMVMLTrainConfig,
-    epoch: int,
-    progress: bool,
-) -> dict[str, float]:
-    freeze_backbone_statistics(model)
-    sums: dict[str, float] = {}
-    steps = 0
-    for batch in tqdm(loader, desc=f"warm-up {epoch + 1}/{config.epochs}", disable=not progress, leave=False):
-        losses = pool_ranking_loss(
-            model, batch, pooled_views, category_rows, config.temperature, config.category_weight, config.mask_weight
-        )
-        optimiser.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        optimiser.step()
-        steps += 1
-        for name, value in losses.items():
-            sums[name] = sums.get(name, 0.0) + float(value.detach())
-    return {f"loss_{k}": v / max(steps, 1) for k, v in sums.items()}
 
 
 def _finish_epoch(

@@ -12,17 +12,17 @@ class AMVMLTrainConfig(BaseModel):
     warmup_epochs: int = Field(
         10, ge=0, description="first epochs with the backbone frozen: only the heads learn, against the whole pool"
     )
-    warmup_lr: float = Field(1e-3, gt=0)
+    warmup_lr: float = Field(1e-3, gt=0, description="learning rate of the heads in the warm-up epochs")
     photo_branch_lr: float = Field(
         0.0, ge=0, description="learning rate of the photo branch Enc2 during the warm-up; 0 keeps it frozen"
     )
-    batch_size: int = Field(16, ge=2)
+    batch_size: int = Field(16, ge=2, description="photos (and anchors) per step")
     freeze_batchnorm: bool = Field(
         True, description="end-to-end epochs keep the backbone's batch-norm statistics (small batches)"
     )
     train_views: int = Field(4, ge=1, description="views per positive shape in a step (all views at evaluation)")
     extra_negatives: int = Field(8, ge=0, description="shapes added to each batch as negatives, same category first")
-    lr: float = Field(1e-4, gt=0)
+    lr: float = Field(1e-4, gt=0, description="learning rate of the end-to-end epochs")
     weight_decay: float = Field(1e-4, ge=0)
     margin: float = Field(0.3, gt=0, description="triplet margin on Euclidean distances of unit vectors")
     bank_weight: float = Field(1.0, ge=0, description="InfoNCE against every shape of the pool (memory bank)")
@@ -38,7 +38,7 @@ class AMVMLTrainConfig(BaseModel):
     )
     tsm_triplets: bool = Field(False, description="add the TSM hard triplets (needs TSM weights)")
     tsm_weight: float = Field(1.0, ge=0)
-    seed: int = 0
+    seed: int = Field(0, description="seeds the network's start, the shuffles and the augmentation")
     num_workers: int = Field(0, ge=0)
     validate_every: int = Field(1, ge=0, description="epochs between validation passes; 0 = never")
 
@@ -46,8 +46,8 @@ class AMVMLTrainConfig(BaseModel):
 class TSMTrainConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(4, ge=1)
+    epochs: int = Field(10, ge=1, description="passes over the texture pairs")
+    batch_size: int = Field(4, ge=1, description="pairs per step")
     lr: float = Field(2e-4, gt=0)
     beta1: float = 0.5
     l1_weight: float = 10.0

@@ -2,7 +2,7 @@
 
 Real training photos show a few shapes only (40 of the 186 IKEA models). Trained on them alone, the network learns
 that those shapes are the answers and ranks the others lower: shapes without photos, a user's catalogue, suffer. Each
-shape rendered with its own materials (the file's textures and colours, `indexer.shaded`), under cameras other than
+shape rendered with its own materials (the file's textures and colours, `shapes.shaded`), under cameras other than
 the pool's, cropped to the object like a photo crop and set on a background cut from a real training photo, is an
 anchor whose positive is that shape: every shape of the pool is taught as an answer. For files without materials
 (stl, off) the render is uncoloured: it still teaches the silhouette and shading.
@@ -10,9 +10,9 @@ anchor whose positive is that shape: every shape of the pool is taught as an ans
 
 from __future__ import annotations
 
-import hashlib
-import logging
+import functools
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,17 +22,14 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 from torchvision.tv_tensors import Mask
-from tqdm import tqdm
 
 from photo2cad.models.datasets.photos import PhotoSample
 from photo2cad.models.preprocess import letterbox
-from photo2cad.models.training.views import save_npz_atomically
-from photo2cad.shapes.meshes import MeshLoadError, file_checksum
+from photo2cad.shapes.cache import cached_renders
 from photo2cad.shapes.pool import ShapeRecord
 from photo2cad.shapes.render import camera_poses
 from photo2cad.shapes.settings import RenderSettings
-
-log = logging.getLogger(__name__)
+from photo2cad.shapes.shaded import ShadedRenderer, load_textured
 
 
 @dataclass(frozen=True)
@@ -53,41 +50,23 @@ def render_textured_views(
     shapes: Sequence[ShapeRecord], settings: RenderSettings, cache_dir: Path, progress: bool = True
 ) -> TexturedViews:
     """Own-material renders of every shape at settings.embed_size, cached per shape; broken shapes are logged."""
-    from photo2cad.shapes.shaded import ShadedRenderer, load_textured
-
     size = settings.embed_size
     poses = camera_poses(settings)
-    colours, masks, ids, failed = [], [], [], []
-    renderer: ShadedRenderer | None = None
     black = np.zeros((size, size, 3), np.uint8)
-    try:
-        for shape in tqdm(shapes, desc="rendering textured anchors", unit="shape", disable=not progress):
-            key = hashlib.sha256(f"{shape.shape_id}|{file_checksum(shape.path)}".encode()).hexdigest()[:24]
-            path = cache_dir / f"textured-{settings.identity()}" / f"{key}.npz"
-            if not path.is_file():
-                if renderer is None:
-                    renderer = ShadedRenderer(size, yfov_deg=settings.yfov_deg)
-                try:
-                    scene = load_textured(shape.path)
-                except MeshLoadError as err:
-                    failed.append((shape.shape_id, str(err)))
-                    continue
-                rendered = [renderer.render(scene, pose, background=black) for pose in poses]
-                save_npz_atomically(
-                    path, colour=np.stack([c for c, _ in rendered]), masks=np.stack([m for _, m in rendered])
-                )
-            with np.load(path) as data:
-                colours.append(data["colour"])
-                masks.append(data["masks"])
-            ids.append(shape.shape_id)
-    finally:
-        if renderer is not None:
-            renderer.close()
-    if failed:
-        log.warning("%d shapes have no textured anchors, e.g. %s", len(failed), failed[:3])
-    if not ids:
+    with ExitStack() as resources:
+        renderer = functools.cache(lambda: resources.enter_context(ShadedRenderer(size, settings.yfov_deg)))
+
+        def render(shape: ShapeRecord) -> dict[str, np.ndarray]:
+            scene = load_textured(shape.path)
+            rendered = [renderer().render(scene, pose, background=black) for pose in poses]
+            return {"colour": np.stack([c for c, _ in rendered]), "masks": np.stack([m for _, m in rendered])}
+
+        views = cached_renders(
+            shapes, cache_dir / f"textured-{settings.identity()}", render, "", "rendering textured anchors", progress
+        )
+    if not views.shape_ids:
         raise ValueError("no shape could be rendered with its materials")
-    return TexturedViews(tuple(ids), np.stack(colours), np.stack(masks))
+    return TexturedViews(views.shape_ids, views.arrays["colour"], views.arrays["masks"])
 
 
 def object_crop(mask: np.ndarray, margin: float) -> tuple[int, int, int, int]:

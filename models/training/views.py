@@ -1,26 +1,20 @@
-"""Rendered views of a dataset's shapes, made once and cached on disk (one file per shape and renderer identity).
-
-Training reads every shape's views many times; rendering them once per run would dominate a CPU epoch.
-"""
+"""The grey views (and normal maps) of a dataset's shapes, cached on disk per renderer identity."""
 
 from __future__ import annotations
 
-import hashlib
-import logging
+import functools
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
-from photo2cad.shapes.meshes import MeshLoadError, file_checksum, load_mesh, normalise
+from photo2cad.shapes.cache import cached_renders
+from photo2cad.shapes.meshes import load_mesh, normalise
 from photo2cad.shapes.pool import ShapeRecord
 from photo2cad.shapes.render import Renderer
 from photo2cad.shapes.settings import RenderSettings
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -37,20 +31,6 @@ class ShapeViews:
         return self.shape_ids.index(shape_id)
 
 
-def save_npz_atomically(path: Path, **arrays: np.ndarray) -> None:
-    """A cache file appears whole or not at all: an interrupted run re-renders that shape instead of reading junk."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial.npz")
-    payload: dict[str, Any] = dict(arrays)  # numpy's stub types **kwds against its own keyword options
-    np.savez_compressed(partial, **payload)
-    partial.replace(path)
-
-
-def _cache_file(cache_dir: Path, settings: RenderSettings, shape: ShapeRecord, with_normals: bool) -> Path:
-    key = hashlib.sha256(f"{shape.shape_id}|{file_checksum(shape.path)}|{with_normals}".encode()).hexdigest()[:24]
-    return cache_dir / settings.identity() / f"{key}.npz"
-
-
 def render_views(
     shapes: Sequence[ShapeRecord],
     settings: RenderSettings,
@@ -59,37 +39,21 @@ def render_views(
     progress: bool = True,
 ) -> ShapeViews:
     """Grey views and masks at embed_size (and normal maps at synth_size) of every shape; broken ones are listed."""
-    grey, masks, normals, ids, failed = [], [], [], [], []
-    renderer: Renderer | None = None
-    try:
-        for shape in tqdm(shapes, desc="rendering views", unit="shape", disable=not progress):
-            path = _cache_file(cache_dir, settings, shape, with_normals)
-            if not path.is_file():
-                if renderer is None:
-                    renderer = Renderer(settings)
-                try:
-                    mesh = normalise(load_mesh(shape.path))
-                except MeshLoadError as err:
-                    failed.append((shape.shape_id, str(err)))
-                    continue
-                views = renderer.render(mesh, settings.embed_size, passes=("grey", "mask"))
-                arrays: dict[str, Any] = {"grey": views.grey, "masks": views.masks}
-                if with_normals:
-                    arrays["normals"] = renderer.render(mesh, settings.synth_size, passes=("normals",)).normals
-                save_npz_atomically(path, **arrays)
-            with np.load(path) as data:
-                grey.append(data["grey"])
-                masks.append(data["masks"])
-                if with_normals:
-                    normals.append(data["normals"])
-            ids.append(shape.shape_id)
-    finally:
-        if renderer is not None:
-            renderer.close()
-    if failed:
-        log.warning("%d shapes could not be rendered and are left out, e.g. %s", len(failed), failed[:3])
-    if not ids:
+    with ExitStack() as resources:
+        renderer = functools.cache(lambda: resources.enter_context(Renderer(settings)))  # made only when needed
+
+        def render(shape: ShapeRecord) -> dict[str, np.ndarray]:
+            mesh = normalise(load_mesh(shape.path))
+            views = renderer().render(mesh, settings.embed_size, passes=("grey", "mask"))
+            arrays = {"grey": views.grey, "masks": views.masks}
+            if with_normals:
+                arrays["normals"] = renderer().render(mesh, settings.synth_size, passes=("normals",)).normals
+            return {name: array for name, array in arrays.items() if array is not None}
+
+        rendered = cached_renders(
+            shapes, cache_dir / settings.identity(), render, str(with_normals), "rendering views", progress
+        )
+    if not rendered.shape_ids:
         raise ValueError("no shape of the dataset could be rendered")
-    return ShapeViews(
-        tuple(ids), np.stack(grey), np.stack(masks), np.stack(normals) if with_normals else None, tuple(failed)
-    )
+    arrays = rendered.arrays
+    return ShapeViews(rendered.shape_ids, arrays["grey"], arrays["masks"], arrays.get("normals"), rendered.failed)

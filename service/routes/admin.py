@@ -35,7 +35,7 @@ def require_admin(
     summary="Validate and swap in the index version `current` points at",
 )
 async def reload_index(state: Annotated[ServiceState, Depends(require_admin)]) -> ReloadResult:
-    outcome = await state.holder.reload()
+    outcome = await state.served.reload()
     if outcome.outcome == "refused":
         raise ReloadRefused(
             f"version {outcome.candidate} refused, still serving {outcome.version}: " + "; ".join(outcome.problems)

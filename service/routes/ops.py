@@ -30,8 +30,8 @@ async def readyz(request: Request) -> Readiness | JSONResponse:
     if state is None or not state.ready:
         body = Readiness(ready=False, detail="starting or stopping")
         return JSONResponse(body.model_dump(), status_code=503)
-    index = state.holder.current
-    return Readiness(ready=True, index_version=index.version, shapes=index.size, device=str(state.encoder.device))
+    index = state.served.current
+    return Readiness(ready=True, index_version=index.name, shapes=index.size, device=str(state.encoder.device))
 
 
 @router.get(
@@ -46,13 +46,13 @@ async def metrics(metrics: Annotated[ServiceMetrics, Depends(metrics_of)]) -> Re
 
 @router.get("/index", response_model=IndexInfo, responses=error_responses(503), summary="The index version served")
 async def index_info(state: Annotated[ServiceState, Depends(service_state)]) -> IndexInfo:
-    index = state.holder.current
+    index = state.served.current
     manifest = index.manifest
     return IndexInfo(
         version=manifest.version,
         created_at=manifest.created_at,
         shapes=index.size,
-        categories=[CategoryCount(name=c, shapes=len(index.index.rows_by_category[c])) for c in index.categories],
+        categories=[CategoryCount(name=c, shapes=len(index.rows_by_category[c])) for c in index.categories],
         views_per_shape=manifest.render.num_views,
         embedding_dim=manifest.embedding_dim,
         index_kind=manifest.index_kind,

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 
 from photo2cad.service.retriever import shape_urls
 from photo2cad.service.schemas import ShapeInfo, error_responses
-from photo2cad.service.shape_files import mesh_file, mesh_media_type, thumbnail_file
+from photo2cad.service.shape_files import mesh_file, mesh_media_type, shape_entry, thumbnail_file
 from photo2cad.service.state import ServiceState, service_state
 
 router = APIRouter(prefix="/shapes", tags=["shapes"])
@@ -23,7 +23,7 @@ router = APIRouter(prefix="/shapes", tags=["shapes"])
     summary="A grey render of the shape",
 )
 async def shape_thumbnail(shape_id: str, state: Annotated[ServiceState, Depends(service_state)]) -> FileResponse:
-    path = thumbnail_file(state.holder.current, shape_id)
+    path = thumbnail_file(state.served.current, shape_id)
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=300"})
 
 
@@ -37,7 +37,7 @@ async def shape_thumbnail(shape_id: str, state: Annotated[ServiceState, Depends(
     summary="The shape's mesh file from the pool",
 )
 async def shape_mesh(shape_id: str, state: Annotated[ServiceState, Depends(service_state)]) -> FileResponse:
-    path = mesh_file(state.holder.current, shape_id)
+    path = mesh_file(state.served.current, shape_id)
     return FileResponse(path, media_type=mesh_media_type(path), filename=path.name)
 
 
@@ -45,8 +45,8 @@ async def shape_mesh(shape_id: str, state: Annotated[ServiceState, Depends(servi
 async def shape_info(
     shape_id: str, request: Request, state: Annotated[ServiceState, Depends(service_state)]
 ) -> ShapeInfo:
-    index = state.holder.current
-    entry = index.entry(shape_id)
+    index = state.served.current
+    entry = shape_entry(index, shape_id)
     thumbnail_url, mesh_url = shape_urls(request.scope.get("root_path", ""), entry.shape_id)
     return ShapeInfo(
         shape_id=entry.shape_id,
@@ -55,5 +55,5 @@ async def shape_info(
         checksum=entry.checksum,
         thumbnail_url=thumbnail_url,
         mesh_url=mesh_url,
-        index_version=index.version,
+        index_version=index.name,
     )

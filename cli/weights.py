@@ -1,0 +1,64 @@
+"""`photo2cad weights ...`: inspect and create checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+weights_app = typer.Typer(help="Inspect and create checkpoints (safetensors + JSON header).", no_args_is_help=True)
+
+
+@weights_app.command("show")
+def weights_show(
+    checkpoint: Path = typer.Argument(..., help="A .safetensors checkpoint written by photo2cad."),
+) -> None:
+    """Print a checkpoint's header: architecture, config, renderer settings, training data, creation date."""
+    from photo2cad.weights.checkpoint import read_header
+
+    typer.echo(json.dumps(read_header(checkpoint).model_dump(mode="json"), indent=2))
+
+
+@weights_app.command("init")
+def weights_init(
+    out: Path = typer.Argument(..., help="Where to write the checkpoint."),
+    architecture: str = typer.Option("amvml", help="amvml or tsm."),
+    backbone: str = typer.Option("resnet34", help="AMV-ML backbone: resnet34 or efficientnet_lite0."),
+    num_categories: int = typer.Option(4, help="Category count C (4 for Pix3D, 0 for the car sets)."),
+    pretrained: bool = typer.Option(True, help="Start AMV-ML from ImageNet weights when they are available."),
+    image_size: int = typer.Option(224, help="AMV-ML view and photo side in pixels."),
+) -> None:
+    """Write an untrained network (ImageNet-initialised where possible) as a checkpoint."""
+    from photo2cad.models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
+    from photo2cad.weights import header_for, new_amvml, save_checkpoint
+
+    model: AMVML | TextureSynthesisModule
+    if architecture == "amvml":
+        model = new_amvml(
+            AMVMLConfig(backbone=backbone, num_categories=num_categories, pretrained=pretrained, image_size=image_size)
+        )  # type: ignore[arg-type]
+    elif architecture == "tsm":
+        model = TextureSynthesisModule(TSMConfig(num_categories=num_categories))
+    else:
+        raise typer.BadParameter("must be amvml or tsm", param_hint="--architecture")
+    data = "imagenet" if architecture == "amvml" and pretrained else "untrained"
+    save_checkpoint(out, model, header_for(model, training_data=data))
+    typer.echo(f"wrote {out}")
+
+
+@weights_app.command("half")
+def weights_half(
+    source: Path = typer.Argument(..., help="A trained AMV-ML checkpoint (e.g. runs/amvml/amvml-last.safetensors)."),
+    out: Path = typer.Argument(..., help="Where to write the float16 copy."),
+    training_data: str | None = typer.Option(None, help="Replace the header's training-data description."),
+) -> None:
+    """Copy an AMV-ML checkpoint with its weights in float16: half the size, for weights that ship (e.g. in git).
+    The header (how it was trained) is kept; loading casts the weights back to float32."""
+    from photo2cad.weights.checkpoint import load_amvml, save_checkpoint
+
+    model, header = load_amvml(source)
+    if training_data is not None:
+        header = header.model_copy(update={"training_data": training_data})
+    save_checkpoint(out, model, header, half=True)
+    typer.echo(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")

@@ -1,0 +1,75 @@
+"""How shapes and photos are embedded: the one path the indexer, evaluation, training and the service share.
+
+grey views (N, V, S, S, 3) uint8 -> views_to_tensor -> AMVML.embed_views, in batches, under autocast
+photos (B, 3, S, S) in [0, 1] (preprocess.photo_to_tensor) -> AMVML.embed_photo, under autocast
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from photo2cad.device import autocast
+from photo2cad.models.amvml import AMVML
+
+
+class ShapeVectors(NamedTuple):
+    vectors: np.ndarray  # (N, D) float32, L2-normalised shape vectors
+    view_embeddings: np.ndarray  # (N, V, D) float32, each L2-normalised
+
+
+class PhotoVectors(NamedTuple):
+    vectors: np.ndarray  # (B, D) float32, L2-normalised
+    category_logits: np.ndarray  # (B, C) float32; C = 0 without a category head
+
+
+def views_to_tensor(views: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """(..., H, W, 3) uint8 renders -> (..., 3, H, W) float in [0, 1], on the device the input is on."""
+    pixels = torch.from_numpy(np.ascontiguousarray(views)) if isinstance(views, np.ndarray) else views
+    return pixels.movedim(-1, -3).float().div_(255.0)
+
+
+def view_batches(grey: np.ndarray, device: torch.device, batch_shapes: int) -> Iterator[torch.Tensor]:
+    """(N, V, S, S, 3) uint8 grey views -> (B, V, 3, S, S) float batches in [0, 1] on `device`."""
+    for start in range(0, len(grey), batch_shapes):
+        yield views_to_tensor(torch.from_numpy(grey[start : start + batch_shapes]).to(device, non_blocking=True))
+
+
+@torch.inference_mode()
+def embed_view_sets(model: AMVML, grey: np.ndarray, device: torch.device, batch_shapes: int = 4) -> ShapeVectors:
+    """(N, V, S, S, 3) uint8 grey views -> shape vectors and view embeddings (the model is put in eval mode)."""
+    model.eval()
+    vectors, view_embeddings = [], []
+    for chunk in view_batches(grey, device, batch_shapes):
+        with autocast(device):
+            out = model.embed_views(chunk)
+        vectors.append(out.embedding.float().cpu())
+        view_embeddings.append(out.view_embeddings.float().cpu())
+    return ShapeVectors(torch.cat(vectors).numpy(), torch.cat(view_embeddings).numpy())
+
+
+@torch.no_grad()  # not inference_mode: the frozen-backbone warm-up feeds these features to the heads' autograd graph
+def pooled_view_features(model: AMVML, grey: np.ndarray, device: torch.device, batch_shapes: int = 4) -> torch.Tensor:
+    """(N, V, S, S, 3) uint8 grey views -> (N, V, C) pooled C5 features of the view branch, on `device`."""
+    model.eval()
+    chunks = []
+    for chunk in view_batches(grey, device, batch_shapes):
+        pooled = model.view_features(chunk.flatten(0, 1)).mean(dim=(2, 3))
+        chunks.append(pooled.view(*chunk.shape[:2], -1).float())
+    return torch.cat(chunks)
+
+
+@torch.inference_mode()
+def embed_photos(
+    model: AMVML, photos: torch.Tensor, device: torch.device, masks: torch.Tensor | None = None
+) -> PhotoVectors:
+    """(B, 3, S, S) photos in [0, 1] -> their vectors; pooled under `masks` (B, 1, S, S) or the predicted mask."""
+    model.eval()
+    with autocast(device):
+        out = model.embed_photo(
+            photos.to(device, non_blocking=True), None if masks is None else masks.to(device, non_blocking=True)
+        )
+    return PhotoVectors(out.embedding.float().cpu().numpy(), out.category_logits.float().cpu().numpy())

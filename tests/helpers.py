@@ -1,0 +1,77 @@
+"""Helpers several test modules share: the served test index's description and ways to talk to a service."""
+
+from __future__ import annotations
+
+import io
+import re
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from photo2cad.indexer import open_index
+from photo2cad.service.settings import ServiceSettings
+from photo2cad.shapes.settings import RenderSettings
+
+# The renderer of the tests' index: as the tests' checkpoint (tests/conftest.py) expects, 4 views of 64 px.
+TEST_RENDER = RenderSettings(num_views=4, embed_size=64)
+
+
+@dataclass(frozen=True)
+class ServedIndex:
+    pool: Path
+    root: Path  # index directory with `current`
+    weights: Path
+
+
+def settings_for(index: Path, **overrides: Any) -> ServiceSettings:
+    values: dict[str, Any] = {"index": index, "device": "cpu", "reload_poll_seconds": 0, **overrides}
+    return ServiceSettings(**values)
+
+
+def rendered_photo(index_root: Path, shape_id: str = "chair/box") -> bytes:
+    """A grey render of a pool shape, as the indexer wrote it: the photo a user of the demo would upload."""
+    index = open_index(index_root)
+    entry = next(e for e in index.manifest.shapes if e.shape_id == shape_id)
+    return (index.directory / entry.thumbnail).read_bytes()
+
+
+def image_bytes(size: tuple[int, int], fmt: str = "PNG", mode: str = "RGB", colour: Any = (200, 120, 40)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, colour).save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares width x height but holds a few bytes of pixels: what a decompression bomb looks like
+    before decoding (the real thing compresses 1e9 zero bytes into a megabyte)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])  # 8-bit grey
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def post_photo(client: TestClient, photo: bytes, mask: bytes | None = None, **fields: Any) -> Any:
+    files: dict[str, tuple[str, bytes, str]] = {"photo": ("photo.jpg", photo, "image/jpeg")}
+    if mask is not None:
+        files["mask"] = ("mask.png", mask, "image/png")
+    return client.post("/retrieve", files=files, data={k: str(v) for k, v in fields.items()})
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        match = re.fullmatch(rf"{name}\{{(.*)\}} (\S+)", line) or re.fullmatch(rf"{name} (\S+)", line)
+        if match and (not labels or ",".join(sorted(match.group(1).split(","))) == wanted):
+            return float(match.groups()[-1])
+    return 0.0
