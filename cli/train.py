@@ -38,6 +38,11 @@ def train_amvml_command(
     embedding_dim: int | None = setting_option(AMVMLConfig, "embedding_dim"),
     image_size: int | None = setting_option(AMVMLConfig, "image_size"),
     views: int | None = setting_option(AMVMLConfig, "num_views", "--views"),
+    framing: str = typer.Option(
+        "object",
+        help="View framing, recorded in the checkpoint so that indexes follow it: object (zoomed onto the object like "
+        "a photo crop; better on real photos) or fixed (the camera's whole field of view, as older checkpoints).",
+    ),
     epochs: int | None = setting_option(AMVMLTrainConfig, "epochs"),
     warmup_epochs: int | None = setting_option(AMVMLTrainConfig, "warmup_epochs"),
     warmup_lr: float | None = setting_option(AMVMLTrainConfig, "warmup_lr"),
@@ -97,7 +102,12 @@ def train_amvml_command(
     )
     # Normal maps for the hard triplets are rendered at the side the TSM was trained on.
     synth_size = int(read_header(tsm_weights).config["image_size"]) if tsm_weights else TSMConfig().image_size
-    render = RenderSettings(num_views=model_config.num_views, embed_size=model_config.image_size, synth_size=synth_size)
+    render = RenderSettings(
+        num_views=model_config.num_views,
+        embed_size=model_config.image_size,
+        synth_size=synth_size,
+        framing=framing,  # type: ignore[arg-type]  # pydantic refuses other values
+    )
     check_request(model_config, config, render, tsm_weights)
     result = train_amvml(
         dataset, out, model_config, config, render, cache, pick_device(device), tsm_weights=tsm_weights, resume=resume

@@ -133,12 +133,15 @@ class Renderer:
         self._scene = pyrender.Scene(bg_color=(0.5, 0.5, 0.5, GREY_BACKGROUND / 255.0), ambient_light=(0.0, 0.0, 0.0))
         # Everything of a normalised mesh lies within sqrt(3) of the origin: a tight depth range keeps depth precise.
         reach = float(np.sqrt(3.0)) + 0.1
-        camera = pyrender.PerspectiveCamera(
-            yfov=np.radians(settings.yfov_deg),
-            znear=max(settings.distance - reach, 0.01),
-            zfar=settings.distance + reach,
-            aspectRatio=1.0,
-        )
+        znear, zfar = max(settings.distance - reach, 0.01), settings.distance + reach
+        camera: Any
+        if settings.framing == "object":  # intrinsics set per view and size in render()
+            camera = pyrender.IntrinsicsCamera(fx=1.0, fy=1.0, cx=0.0, cy=0.0, znear=znear, zfar=zfar)
+        else:
+            camera = pyrender.PerspectiveCamera(
+                yfov=np.radians(settings.yfov_deg), znear=znear, zfar=zfar, aspectRatio=1.0
+            )
+        self._camera = camera
         self._camera_node = self._scene.add(camera, pose=self._poses[0])
         self._material = pyrender.MetallicRoughnessMaterial(doubleSided=True)
         self.gl_renderer = self._context(settings.embed_size).gl_renderer
@@ -163,9 +166,15 @@ class Renderer:
         views = len(self._poses)
         rgba = np.empty((views, size, size, 4), dtype=np.uint8)
         masks = np.empty((views, size, size), dtype=bool)
+        windows = None
+        if self.settings.framing == "object":
+            windows = object_windows(np.asarray(mesh.vertices), self._poses, self.settings.frame_margin)
         try:
             for view, pose in enumerate(self._poses):
                 self._scene.set_pose(self._camera_node, pose)
+                if windows is not None:
+                    fx, cx, cy = window_intrinsics(windows[view], size)
+                    self._camera.fx, self._camera.fy, self._camera.cx, self._camera.cy = fx, fx, cx, cy
                 color, depth = context.render(self._scene, _render_flags(pyrender))
                 rgba[view] = color
                 masks[view] = depth > 0
@@ -195,6 +204,32 @@ class Renderer:
         if size not in self._contexts:
             self._contexts[size] = OffscreenContext(size, program_cache=_make_program_cache())
         return self._contexts[size]
+
+
+def object_windows(vertices: np.ndarray, poses: np.ndarray, margin: float) -> np.ndarray:
+    """(V, 3) square windows (centre x, centre y, half side) around the object's projection in each view.
+
+    Units are tangents of the angle off the optical axis (x right, y up), so a window is independent of the image
+    size. The side is the larger extent of the projection grown by `margin` of it on every side: the framing of an
+    object crop, whatever the view.
+    """
+    homogeneous = np.concatenate([vertices, np.ones((len(vertices), 1))], axis=1)
+    windows = np.empty((len(poses), 3))
+    for view, pose in enumerate(poses):
+        camera = homogeneous @ np.linalg.inv(pose).T  # the camera looks down its -z axis
+        depth = np.maximum(-camera[:, 2], 1e-6)
+        x, y = camera[:, 0] / depth, camera[:, 1] / depth
+        half = max(np.ptp(x), np.ptp(y)) / 2.0 * (1.0 + 2.0 * margin)
+        windows[view] = ((x.max() + x.min()) / 2.0, (y.max() + y.min()) / 2.0, max(half, 1e-6))
+    return windows
+
+
+def window_intrinsics(window: np.ndarray, size: int) -> tuple[float, float, float]:
+    """(focal length, cx, cy) in pixels that map `window` onto a size x size image (pyrender's image convention:
+    u = fx * x + cx from the left, v = cy - fy * y from the top)."""
+    centre_x, centre_y, half = (float(value) for value in window)
+    focal = size / 2.0 / half
+    return focal, size / 2.0 - focal * centre_x, size / 2.0 + focal * centre_y
 
 
 def _render_flags(pyrender: Any) -> int:

@@ -23,6 +23,14 @@ class RenderSettings(BaseModel):
     embed_size: int = Field(224, ge=16, description="side of the grey views that are embedded")
     synth_size: int = Field(256, ge=16, description="side of the normal maps the texture synthesis reads")
     up_axis: Literal["x", "y", "z"] = Field("y", description="the meshes' up axis (Pix3D, ShapeNet: y)")
+    framing: Literal["fixed", "object"] = Field(
+        "fixed",
+        description="fixed: every view keeps the camera's field of view (the object's size varies with the view); "
+        "object: each view is zoomed onto the object, square, with frame_margin around it, as photos are cropped",
+    )
+    frame_margin: float = Field(
+        0.05, ge=0.0, le=1.0, description="object framing: margin per side, share of the object"
+    )
 
     @property
     def azimuths_deg(self) -> list[float]:
@@ -30,7 +38,10 @@ class RenderSettings(BaseModel):
 
     def identity(self) -> str:
         """A short stable hash of every setting, stored in manifests and compared on update."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
+        # Framing came after the first indexes were built: fixed framing leaves it out of the hash, so that those
+        # indexes keep their identity.
+        legacy = {"framing", "frame_margin"} if self.framing == "fixed" else set()
+        return hashlib.sha256(self.model_dump_json(exclude=legacy).encode()).hexdigest()[:16]
 
 
 def render_settings_for(header: CheckpointHeader, num_views: int | None = None) -> RenderSettings:

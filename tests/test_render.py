@@ -230,3 +230,39 @@ def test_rendering_many_meshes_with_one_renderer_does_not_grow_memory(level_rend
         level_renderer.render(meshes[index % len(meshes)], 64)
 
     assert _resident_mib() - before < 32
+
+
+def _mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+
+
+@pytest.mark.parametrize("extents", [(0.3, 2.0, 0.3), (2.0, 0.4, 1.2)])
+def test_object_framing_fills_each_view_like_an_object_crop(extents: tuple[float, float, float]) -> None:
+    settings = RenderSettings(num_views=6, embed_size=96, framing="object", frame_margin=0.05)
+    mesh = trimesh.creation.box(extents=extents)
+    mesh.apply_scale(1.0 / (max(extents) / 2.0))  # normalised: largest half-extent 1
+    with Renderer(settings) as framed:
+        masks = framed.render(mesh, 96, passes=("mask",)).masks
+    assert masks is not None
+    for mask in masks:
+        top, bottom, left, right = _mask_box(mask)
+        longer = max(bottom - top + 1, right - left + 1)
+        assert longer == pytest.approx(96 / 1.1, abs=3)  # the larger side spans the frame less the 5 % margins
+        assert (top + bottom) / 2 == pytest.approx(47.5, abs=2) and (left + right) / 2 == pytest.approx(47.5, abs=2)
+
+
+def test_object_framing_renders_grey_normals_and_masks_of_one_framing(sphere: trimesh.Trimesh) -> None:
+    settings = RenderSettings(num_views=2, framing="object")
+    with Renderer(settings) as framed:
+        views = framed.render(sphere.copy().apply_scale(0.3), 64)
+    assert views.grey is not None and views.normals is not None and views.masks is not None
+    background = (views.normals == np.array(NORMALS_BACKGROUND, dtype=np.uint8)).all(axis=-1)
+    assert np.mean(~background != views.masks) < 0.03  # they differ only along the antialiased outline
+    assert views.masks.mean() > 0.6  # a sphere of radius 0.3 fills the framed view (a fixed camera shows it small)
+
+
+def test_fixed_framing_keeps_the_identity_indexes_were_built_with() -> None:
+    # The hash of the first release's settings: an index built before framing existed must still match.
+    assert RenderSettings().identity() == "e56b027fdd239210"
+    assert RenderSettings(framing="object").identity() != RenderSettings().identity()
