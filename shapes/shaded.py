@@ -55,11 +55,13 @@ class Light:
     frame: LightFrame = "camera"
 
 
-# A key light above-left of the viewer, a weaker fill from the right, and some ambient so nothing turns black.
+# A key light above-left of the viewer, a weaker fill from the right, and some ambient so nothing turns black. Exposed
+# so that a white matte surface facing the key light stays below 255 (about 220) and its faces keep their shading:
+# brighter lights washed white and light materials out to a flat 255, the shape lost against a light background.
 DEFAULT_LIGHTS: tuple[Light, ...] = (
-    Light(kind="directional", direction=(0.4, -0.6, -1.0), intensity=3.0, frame="camera"),
-    Light(kind="directional", direction=(-0.7, 0.1, -0.6), intensity=1.2, frame="camera"),
-    Light(kind="ambient", intensity=0.3),
+    Light(kind="directional", direction=(0.4, -0.6, -1.0), intensity=2.2, frame="camera"),
+    Light(kind="directional", direction=(-0.7, 0.1, -0.6), intensity=0.7, frame="camera"),
+    Light(kind="ambient", intensity=0.15),
 )
 
 

@@ -187,7 +187,7 @@ def test_the_default_lights_follow_the_camera(files: dict[str, Path], shaded: Sh
 def test_given_lights_replace_the_default_ones(files: dict[str, Path], shaded: ShadedRenderer) -> None:
     scene = load_textured(files["stl"])
     pose = camera_poses(SETTINGS)[0]
-    dim = [Light(kind="ambient", intensity=0.3)]
+    dim = [Light(kind="ambient", intensity=0.2)]
     warm = [Light(direction=(0.0, -0.5, -1.0), colour=(1.0, 0.5, 0.2), intensity=4.0), *dim]
     point = [Light(kind="point", position=(0.0, 0.0, 0.0), intensity=40.0)]
 
@@ -242,3 +242,13 @@ def test_a_closed_renderer_refuses_to_render(files: dict[str, Path]) -> None:
 def test_a_background_of_the_wrong_size_is_refused(files: dict[str, Path], shaded: ShadedRenderer) -> None:
     with pytest.raises(ValueError, match="background"):
         shaded.render(load_textured(files["stl"]), np.eye(4), background=np.zeros((8, 8, 3), np.uint8))
+
+
+def test_a_white_matte_surface_is_not_washed_out_to_flat_white(shaded: ShadedRenderer) -> None:
+    box = trimesh.creation.box(extents=(1.2, 1.0, 0.8))
+    white = trimesh.visual.material.PBRMaterial(baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0)
+    box.visual = trimesh.visual.TextureVisuals(material=white)
+    rgb, mask = shaded.render(box, camera_poses(SETTINGS)[1], background=np.zeros((SIZE, SIZE, 3), np.uint8))
+    brightness = rgb[mask].mean(axis=1)
+    assert (brightness >= 250).mean() < 0.01  # hardly a pixel at the top of the scale
+    assert np.percentile(brightness, 95) - np.percentile(brightness, 5) > 25  # the faces keep their shading
