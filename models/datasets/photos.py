@@ -22,6 +22,7 @@ class PhotoSample:
     has_mask: bool
     shape_row: int
     category: int  # -1 when unknown
+    is_photo: bool = True  # False for a render dressed up as a photo (a textured anchor)
 
 
 def load_query(query: QueryRecord, size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -91,4 +92,5 @@ def collate(samples: list[PhotoSample]) -> dict[str, torch.Tensor]:
         "has_mask": torch.tensor([s.has_mask for s in samples]),
         "shape_row": torch.tensor([s.shape_row for s in samples]),
         "category": torch.tensor([s.category for s in samples]),
+        "is_photo": torch.tensor([s.is_photo for s in samples]),
     }

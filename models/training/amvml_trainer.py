@@ -28,9 +28,15 @@ from photo2cad.models.evaluation.retrieval import embed_queries, rank_queries, r
 from photo2cad.models.training.config import AMVMLTrainConfig
 from photo2cad.models.training.curves import plot_curves
 from photo2cad.models.training.epochs import EpochInputs, end_to_end_epoch, warmup_epoch
-from photo2cad.models.training.textured_anchors import TexturedAnchors, anchor_cameras, render_textured_views
+from photo2cad.models.training.textured_anchors import (
+    TexturedAnchors,
+    TSMTextures,
+    anchor_cameras,
+    render_textured_views,
+)
 from photo2cad.models.training.views import ShapeViews, render_views
 from photo2cad.models.training.warmup import frozen_backbone
+from photo2cad.shapes.meshes import file_checksum
 from photo2cad.shapes.settings import RenderSettings
 from photo2cad.weights.checkpoint import header_for, load_amvml, load_tsm, save_checkpoint
 from photo2cad.weights.pretrained import new_amvml
@@ -57,15 +63,21 @@ def evaluate_split(
     within_category: bool = False,
     shape_vectors: np.ndarray | None = None,
 ) -> dict[str, float | int | None]:
-    shape_rows = {sid: i for i, sid in enumerate(views.shape_ids)}
+    """The split's photos ranked against the dataset's own shapes (the rows of `views` it holds; `views` may hold
+    more, e.g. when training mixes several datasets). `shape_vectors`, when given, are those of every row of views."""
+    own = {shape.shape_id for shape in dataset.shapes}
+    rows = np.array([i for i, sid in enumerate(views.shape_ids) if sid in own], dtype=np.int64)
+    shape_ids = [views.shape_ids[i] for i in rows]
+    shape_rows = {sid: i for i, sid in enumerate(shape_ids)}
     queries = [q for q in dataset.split(split) if q.shape_id in shape_rows]
     if not queries:
         return {"count": 0}
-    categories = dataset.categories()
     if shape_vectors is None:
-        shape_vectors = embed_view_sets(model, views.grey, device).vectors
-    query_vectors, _ = embed_queries(model, queries, shape_rows, categories, device)
-    shape_categories = [dataset.shape(sid).category for sid in views.shape_ids]
+        shape_vectors = embed_view_sets(model, views.grey[rows], device).vectors
+    else:
+        shape_vectors = shape_vectors[rows]
+    query_vectors, _ = embed_queries(model, queries, shape_rows, dataset.categories(), device)
+    shape_categories = [dataset.shape(sid).category for sid in shape_ids]
     ranking = rank_queries(
         query_vectors,
         shape_vectors,
@@ -91,8 +103,10 @@ def check_request(
         )
     if not config.train_on_photos and not config.textured_anchors:
         raise TrainingRequestError("without the photos there is nothing to train on: add --textured-anchors")
-    if config.tsm_triplets and tsm_weights is None:
-        raise TrainingRequestError("tsm_triplets needs TSM weights (train them with `photo2cad train tsm`)")
+    if (config.tsm_triplets or "tsm" in config.anchor_looks) and tsm_weights is None:
+        raise TrainingRequestError(
+            "the TSM hard triplets and the tsm anchor look need TSM weights (train them with `photo2cad train tsm`)"
+        )
     if config.tsm_triplets and config.epochs <= config.warmup_epochs:
         raise TrainingRequestError(
             f"the TSM hard triplets act in end-to-end epochs, and all {config.epochs} epochs are warm-up ones: "
@@ -112,8 +126,10 @@ def train_amvml(
     init_weights: Path | None = None,
     resume: bool = True,
     progress: bool = True,
+    validation: RetrievalDataset | None = None,
 ) -> TrainResult:
-    """Train on the dataset's train split (validating on val); the test split is never read here."""
+    """Train on the dataset's train split, validating after each epoch on the val split of `validation` (default:
+    the dataset) against its own shapes; the test split is never read here."""
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
@@ -125,13 +141,18 @@ def train_amvml(
     category_of_row = np.array(
         [categories.index(c) if (c := dataset.shape(sid).category) in categories else -1 for sid in views.shape_ids]
     )
-    loader = _training_loader(dataset, views, category_of_row, model_config, render, config, cache_dir, progress)
+    textures = _tsm_textures(tsm_weights) if "tsm" in config.anchor_looks and tsm_weights else None
+    loader = _training_loader(
+        dataset, views, category_of_row, model_config, render, config, cache_dir, textures, progress
+    )
     model, start_epoch, history, optimiser_state = _starting_point(
         out_dir, model_config, config, device, init_weights, resume
     )
     tsm = load_tsm(tsm_weights, device)[0].eval() if config.tsm_triplets and tsm_weights else None
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
-    inputs = EpochInputs(loader, views, category_of_row, config, device, progress)
+    photographed = {query.shape_id for query in dataset.split("train")} if config.train_on_photos else set()
+    photographed_rows = np.array([sid in photographed for sid in views.shape_ids])
+    inputs = EpochInputs(loader, views, category_of_row, photographed_rows, config, device, progress)
     bank: torch.Tensor | None = None
     pooled_views: torch.Tensor | None = None
     optimiser: torch.optim.Optimizer | None = None
@@ -167,7 +188,7 @@ def train_amvml(
                 shape_vectors = embed_view_sets(model, views.grey, device).vectors
                 bank = torch.from_numpy(shape_vectors).to(device)
         record["seconds"] = time.perf_counter() - started
-        _finish_epoch(model, dataset, views, device, config, epoch, record, history, shape_vectors)
+        _finish_epoch(model, validation or dataset, views, device, config, epoch, record, history, shape_vectors)
         _save(out_dir, model, dataset, render, config, categories, history, tsm_weights, optimiser, epoch, phase)
     return TrainResult(out_dir / LAST, len(history), history)
 
@@ -180,6 +201,7 @@ def _training_loader(
     render: RenderSettings,
     config: AMVMLTrainConfig,
     cache_dir: Path,
+    textures: TSMTextures | None,
     progress: bool,
 ) -> DataLoader[PhotoSample]:
     """The train split's photos and/or the textured anchors, shuffled into batches."""
@@ -199,7 +221,9 @@ def _training_loader(
         )
     samples: Dataset[PhotoSample] = train
     if config.textured_anchors:
-        textured = render_textured_views(dataset.shapes, anchor_cameras(render), cache_dir, progress=progress)
+        textured = render_textured_views(
+            dataset.shapes, anchor_cameras(render), cache_dir, config.anchor_looks, config.seed, textures, progress
+        )
         anchors = TexturedAnchors(
             textured,
             shape_rows,
@@ -222,6 +246,13 @@ def _training_loader(
         collate_fn=collate,
         num_workers=config.num_workers,
     )
+
+
+def _tsm_textures(path: Path) -> TSMTextures:
+    """The TSM that paints the tsm anchor look, on the CPU (renders are made once and cached)."""
+    model, header = load_tsm(path, "cpu")
+    categories = tuple(str(name) for name in header.notes.get("categories", ()))
+    return TSMTextures(model, file_checksum(path), categories)
 
 
 def _starting_point(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -36,6 +38,21 @@ class AMVMLTrainConfig(BaseModel):
     train_on_photos: bool = Field(
         True, description="train on the real photos; False with textured_anchors trains on the renders alone"
     )
+    anchor_looks: tuple[Literal["own", "random", "tsm"], ...] = Field(
+        ("own",),
+        description="what the textured anchors wear: own (the files' materials), random (random finishes), tsm "
+        "(TSM textures; needs TSM weights)",
+    )
+    photo_candidates: Literal["pool", "photographed"] = Field(
+        "pool",
+        description="what a real photo is ranked against in the warm-up: the whole pool, or only the shapes that have "
+        "training photos (then training on photos of a few shapes cannot teach 'those shapes are the answers')",
+    )
+    photos_move_shapes: bool = Field(
+        True,
+        description="whether real photos move the shape side in the warm-up (False: only the anchors do, so every "
+        "shape is placed by renders alike, photographed or not)",
+    )
     tsm_triplets: bool = Field(False, description="add the TSM hard triplets (needs TSM weights)")
     tsm_weight: float = Field(1.0, ge=0)
     seed: int = Field(0, description="seeds the network's start, the shuffles and the augmentation")
@@ -55,4 +72,24 @@ class TSMTrainConfig(BaseModel):
     latent_weight: float = 0.5
     category_weight: float = 1.0
     sample_every: int = Field(50, ge=1, description="steps between sample grids")
+    seed: int = 0
+
+
+class BundledRecipe(BaseModel):
+    """Every choice of the recipe; the defaults are the shipped weights' (docs/training.md says what chose them)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backbone: Literal["resnet34", "efficientnet_lite0"] = "efficientnet_lite0"
+    image_size: int = Field(160, ge=32, description="side of the views and photos")
+    epochs: int = Field(12, ge=1, description="warm-up epochs (the backbone frozen but the photo branch)")
+    photo_branch_lr: float = Field(1e-4, ge=0)
+    anchor_looks: tuple[Literal["own", "random", "tsm"], ...] = ("own", "random", "tsm")
+    photo_candidates: Literal["pool", "photographed"] = "photographed"
+    photos_move_shapes: bool = False
+    tsm_image_size: int = Field(128, description="the TSM's side: 128 px is what a CPU trains in minutes")
+    tsm_base_channels: int = Field(32, description="the TSM generator's width (the paper: 64)")
+    tsm_steps: int = Field(1200, ge=0, description="TSM training steps of 4 pairs")
+    tsm_views_per_shape: int = Field(6, ge=1)
+    demo_shapes_per_category: int = Field(60, ge=1)
     seed: int = 0

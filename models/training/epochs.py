@@ -35,6 +35,7 @@ class EpochInputs:
     loader: DataLoader[PhotoSample]
     views: ShapeViews
     category_of_row: np.ndarray  # (N,) category index of each shape row; -1 unknown
+    photographed_rows: np.ndarray  # (N,) bool: the shape has training photos
     config: AMVMLTrainConfig
     device: torch.device
     progress: bool
@@ -46,13 +47,12 @@ def warmup_epoch(
     """One pass over the samples, each step ranking its photos against the whole pool; mean loss terms."""
     config = inputs.config
     category_rows = torch.from_numpy(inputs.category_of_row).to(inputs.device)
+    photographed = torch.from_numpy(inputs.photographed_rows).to(inputs.device)
     freeze_backbone_statistics(model)
     sums: dict[str, float] = {}
     steps = 0
     for batch in tqdm(inputs.loader, desc=description, disable=not inputs.progress, leave=False):
-        losses = pool_ranking_loss(
-            model, batch, pooled_views, category_rows, config.temperature, config.category_weight, config.mask_weight
-        )
+        losses = pool_ranking_loss(model, batch, pooled_views, category_rows, config, photographed)
         optimiser.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimiser.step()

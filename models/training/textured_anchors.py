@@ -4,13 +4,14 @@ Real training photos show a few shapes only (40 of the 186 IKEA models). Trained
 that those shapes are the answers and ranks the others lower: shapes without photos, a user's catalogue, suffer. Each
 shape rendered with its own materials (the file's textures and colours, `shapes.shaded`), under cameras other than
 the pool's, cropped to the object like a photo crop and set on a background cut from a real training photo, is an
-anchor whose positive is that shape: every shape of the pool is taught as an answer. For files without materials
-(stl, off) the render is uncoloured: it still teaches the silhouette and shading.
+anchor whose positive is that shape: every shape of the pool is taught as an answer. What the shape wears is its
+look (looks.py): its own materials, random finishes, or TSM textures.
 """
 
 from __future__ import annotations
 
 import functools
+import zlib
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -23,11 +24,14 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 from torchvision.tv_tensors import Mask
 
+from photo2cad.models import TextureSynthesisModule
 from photo2cad.models.datasets.photos import PhotoSample
 from photo2cad.models.preprocess import letterbox
+from photo2cad.models.training.looks import LOOKS, Look, anchor_lights, random_look, tsm_look
 from photo2cad.shapes.cache import cached_renders
+from photo2cad.shapes.meshes import load_mesh, normalise
 from photo2cad.shapes.pool import ShapeRecord
-from photo2cad.shapes.render import camera_poses
+from photo2cad.shapes.render import Renderer, camera_poses
 from photo2cad.shapes.settings import RenderSettings
 from photo2cad.shapes.shaded import ShadedRenderer, load_textured
 
@@ -37,8 +41,8 @@ class TexturedViews:
     """Row i: the textured renders of shape_ids[i], over black, and their silhouettes."""
 
     shape_ids: tuple[str, ...]
-    colour: np.ndarray  # (N, V, S, S, 3) uint8
-    masks: np.ndarray  # (N, V, S, S) bool
+    colour: np.ndarray  # (N, R, S, S, 3) uint8: R renders per shape (looks x cameras)
+    masks: np.ndarray  # (N, R, S, S) bool
 
 
 def anchor_cameras(pool: RenderSettings, num_views: int = 8) -> RenderSettings:
@@ -46,27 +50,87 @@ def anchor_cameras(pool: RenderSettings, num_views: int = 8) -> RenderSettings:
     return pool.model_copy(update={"num_views": num_views, "elevation_deg": pool.elevation_deg + 12.0})
 
 
+@dataclass(frozen=True)
+class TSMTextures:
+    """A trained TSM for the `tsm` look: the network, its file's checksum (part of the cache key) and the category
+    names in the order it was trained with."""
+
+    model: TextureSynthesisModule
+    identity: str
+    categories: tuple[str, ...]
+
+
 def render_textured_views(
-    shapes: Sequence[ShapeRecord], settings: RenderSettings, cache_dir: Path, progress: bool = True
+    shapes: Sequence[ShapeRecord],
+    settings: RenderSettings,
+    cache_dir: Path,
+    looks: Sequence[Look] = ("own",),
+    seed: int = 0,
+    tsm: TSMTextures | None = None,
+    progress: bool = True,
 ) -> TexturedViews:
-    """Own-material renders of every shape at settings.embed_size, cached per shape; broken shapes are logged."""
+    """Every shape in each of `looks` from each camera of `settings`, at settings.embed_size, under random lights,
+    cached per shape; broken shapes are logged and left out. Renders of one shape: looks x cameras, in that order."""
+    unknown = set(looks) - set(LOOKS)
+    if unknown or not looks:
+        raise ValueError(f"looks must be some of {', '.join(LOOKS)}, got {list(looks)}")
+    if "tsm" in looks and tsm is None:
+        raise ValueError("the tsm look needs a trained TSM (photo2cad train tsm)")
     size = settings.embed_size
     poses = camera_poses(settings)
     black = np.zeros((size, size, 3), np.uint8)
     with ExitStack() as resources:
-        renderer = functools.cache(lambda: resources.enter_context(ShadedRenderer(size, settings.yfov_deg)))
+        shaded = functools.cache(lambda: resources.enter_context(ShadedRenderer(size, settings.yfov_deg)))
+        normals_renderer = functools.cache(lambda: resources.enter_context(Renderer(_tsm_cameras(settings, tsm))))
 
         def render(shape: ShapeRecord) -> dict[str, np.ndarray]:
+            rng = np.random.default_rng([seed, zlib.crc32(shape.shape_id.encode())])
             scene = load_textured(shape.path)
-            rendered = [renderer().render(scene, pose, background=black) for pose in poses]
-            return {"colour": np.stack([c for c, _ in rendered]), "masks": np.stack([m for _, m in rendered])}
+            colours, masks = [], []
+            for look in looks:
+                if look == "tsm":
+                    assert tsm is not None
+                    colour, mask = _tsm_renders(shape, normals_renderer(), tsm, size, rng)
+                    colours += list(colour)
+                    masks += list(mask)
+                    continue
+                dressed = random_look(scene, rng) if look == "random" else scene
+                for pose in poses:
+                    colour, mask = shaded().render(dressed, pose, lights=anchor_lights(rng), background=black)
+                    colours.append(colour)
+                    masks.append(mask)
+            return {"colour": np.stack(colours), "masks": np.stack(masks)}
 
+        variant = f"looks={','.join(looks)}|seed={seed}|tsm={tsm.identity if tsm else '-'}"
         views = cached_renders(
-            shapes, cache_dir / f"textured-{settings.identity()}", render, "", "rendering textured anchors", progress
+            shapes, cache_dir / f"textured-{settings.identity()}", render, variant, "rendering anchors", progress
         )
     if not views.shape_ids:
         raise ValueError("no shape could be rendered with its materials")
     return TexturedViews(views.shape_ids, views.arrays["colour"], views.arrays["masks"])
+
+
+def _tsm_cameras(settings: RenderSettings, tsm: TSMTextures | None) -> RenderSettings:
+    """The anchor cameras at the TSM's side, with the field of view the shaded renders have (no object framing)."""
+    synth = tsm.model.config.image_size if tsm is not None else settings.synth_size
+    return settings.model_copy(update={"framing": "fixed", "synth_size": synth, "embed_size": synth})
+
+
+def _tsm_renders(
+    shape: ShapeRecord, renderer: Renderer, tsm: TSMTextures, size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(V, S, S, 3) TSM-textured renders over black and (V, S, S) silhouettes, from the anchor cameras."""
+    synth = tsm.model.config.image_size
+    views = renderer.render(normalise(load_mesh(shape.path)), synth, passes=("normals", "mask"))
+    assert views.normals is not None and views.masks is not None
+    category = tsm.categories.index(shape.category) if shape.category in tsm.categories else -1
+    painted = _resized(tsm_look(tsm.model, views.normals, category, rng), size, Image.Resampling.BILINEAR)
+    masks = _resized(views.masks, size, Image.Resampling.NEAREST)
+    return painted * masks[..., None], masks  # over black, like the shaded looks
+
+
+def _resized(images: np.ndarray, size: int, resample: Image.Resampling) -> np.ndarray:
+    return np.stack([np.asarray(Image.fromarray(image).resize((size, size), resample)) for image in images])
 
 
 def object_crop(mask: np.ndarray, margin: float) -> tuple[int, int, int, int]:
@@ -135,4 +199,5 @@ class TexturedAnchors(Dataset[PhotoSample]):
             has_mask=True,
             shape_row=self.shape_rows[shape_id],
             category=int(self.categories_of_shapes[self.shape_rows[shape_id]]),
+            is_photo=False,
         )

@@ -10,7 +10,7 @@ reaches in hours, and it leaves the heads aligned for fine-tuning to start from.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from photo2cad.models import AMVML
+from photo2cad.models.training.config import AMVMLTrainConfig
 from photo2cad.models.training.losses import masked_category_loss, masked_mask_loss
 
 
@@ -54,27 +55,42 @@ def pool_ranking_loss(
     batch: dict[str, torch.Tensor],
     pooled_views: torch.Tensor,
     categories_of_rows: torch.Tensor,
-    temperature: float,
-    category_weight: float,
-    mask_weight: float,
+    config: AMVMLTrainConfig,
+    photographed_rows: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Every loss term of one warm-up step; "total" is their weighted sum.
 
-    "pool": InfoNCE of each photo against every shape's fused vector; "rerank": the same over the query-attended
-    scores (`AMVML.rerank_scores`), which teaches the per-view matching the service can re-rank with.
+    "pool": InfoNCE of each sample against every shape's fused vector; "rerank": the same over the query-attended
+    scores (`AMVML.rerank_scores`), which teaches the per-view matching the service can re-rank with. Real photos
+    (not anchors) are ranked only against `photographed_rows` (N,) when config.photo_candidates asks for it, and see
+    the shape side frozen unless config.photos_move_shapes.
     """
     device = pooled_views.device
     photo = model.embed_photo(batch["photo"].to(device))
     shapes = model.shapes_from_pooled(pooled_views)
     targets = batch["shape_row"].to(device)
+    is_photo = batch["is_photo"].to(device)
+    frozen_for_photos = not config.photos_move_shapes and bool(is_photo.any())
+
+    def logits(score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], shape_side: torch.Tensor) -> torch.Tensor:
+        scores = score(photo.embedding, shape_side)
+        if frozen_for_photos:
+            scores = torch.where(is_photo[:, None], score(photo.embedding, shape_side.detach()), scores)
+        if config.photo_candidates == "photographed" and photographed_rows is not None:
+            scores = scores.masked_fill(is_photo[:, None] & ~photographed_rows[None, :], float("-inf"))
+        return scores / config.temperature
+
     losses = {
-        "pool": F.cross_entropy(photo.embedding @ shapes.embedding.T / temperature, targets),
-        "rerank": F.cross_entropy(model.rerank_scores(photo.embedding, shapes.view_embeddings) / temperature, targets),
+        "pool": F.cross_entropy(logits(lambda q, s: q @ s.T, shapes.embedding), targets),
+        "rerank": F.cross_entropy(logits(model.rerank_scores, shapes.view_embeddings), targets),
         "category": masked_category_loss(photo.category_logits, batch["category"].to(device))
         + masked_category_loss(shapes.category_logits, categories_of_rows),
         "mask": masked_mask_loss(photo.mask_logits, batch["mask"].to(device), batch["has_mask"].to(device)),
     }
     losses["total"] = (
-        losses["pool"] + losses["rerank"] + category_weight * losses["category"] + mask_weight * losses["mask"]
+        losses["pool"]
+        + losses["rerank"]
+        + config.category_weight * losses["category"]
+        + config.mask_weight * losses["mask"]
     )
     return losses

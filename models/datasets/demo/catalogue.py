@@ -17,17 +17,14 @@ from typing import Any
 import numpy as np
 import trimesh
 from PIL import Image
-from trimesh.visual.material import PBRMaterial, SimpleMaterial
+from trimesh.visual.material import SimpleMaterial
 
 from photo2cad.files import write_bytes_atomically
 from photo2cad.models.datasets.demo.finishes import (
     Finish,
     choose_finishes,
-    grain_texture,
+    finished_mesh,
     jittered,
-    srgb_to_linear,
-    texture_seed,
-    with_grain_uv,
 )
 from photo2cad.models.datasets.demo.furniture import (
     CATEGORIES,
@@ -92,19 +89,9 @@ class DemoShape:
         transform = normalising_transform(self.mesh()) if normalised else np.eye(4)
         scene = trimesh.Scene()
         for role, meshes in by_role(self.parts).items():
-            finish = finishes[role]
-            merged, uv = with_grain_uv(meshes) if finish.grain else (concatenate(meshes), None)
-            merged.apply_transform(transform)
-            texture = grain_texture(finish.srgb, texture_seed(finish)) if finish.grain else None
-            material = PBRMaterial(
-                name=role,
-                baseColorFactor=[1.0, 1.0, 1.0, 1.0] if finish.grain else [*srgb_to_linear(finish.srgb), 1.0],
-                baseColorTexture=texture,
-                metallicFactor=finish.metallic,
-                roughnessFactor=finish.roughness,
-            )
-            merged.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
-            scene.add_geometry(merged, geom_name=role)
+            finished = finished_mesh(meshes, finishes[role], role)
+            finished.apply_transform(transform)
+            scene.add_geometry(finished, geom_name=role)
         return scene
 
 

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import trimesh
 from PIL import Image
+from trimesh.visual.material import PBRMaterial
 
 from photo2cad.models.datasets.demo.furniture import Parameters
+from photo2cad.models.datasets.demo.geometry import concatenate
 
 Vec3 = tuple[float, float, float]
 
@@ -133,6 +135,33 @@ def jittered(finishes: Mapping[str, Finish], rng: np.random.Generator) -> dict[s
         red, green, blue = colorsys.hsv_to_rgb(hue, saturation, value)
         jittered[role] = Finish(finish.name, (red, green, blue), finish.metallic, finish.roughness, finish.grain)
     return jittered
+
+
+def finished_mesh(meshes: Sequence[trimesh.Trimesh], finish: Finish, name: str) -> trimesh.Trimesh:
+    """The meshes as one, wearing `finish` as a PBR material (wood grain as a box-projected texture)."""
+    merged, uv = with_grain_uv(meshes) if finish.grain else (concatenate(meshes), None)
+    material = PBRMaterial(
+        name=name,
+        baseColorFactor=[1.0, 1.0, 1.0, 1.0] if finish.grain else [*srgb_to_linear(finish.srgb), 1.0],
+        baseColorTexture=grain_texture(finish.srgb, texture_seed(finish)) if finish.grain else None,
+        metallicFactor=finish.metallic,
+        roughnessFactor=finish.roughness,
+    )
+    merged.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
+    return merged
+
+
+def random_finishes(rng: np.random.Generator, count: int) -> list[Finish]:
+    """`count` finishes for the parts of a piece nobody described: a main finish on most parts, an accent on some,
+    each a little jittered, as one piece of furniture mixes at most two or three materials."""
+    families = (WOODS, WOODS, PAINTS, FABRICS, LEATHERS, METALS)
+    drawn = {role: _pick(rng, families[int(rng.integers(len(families)))]) for role in ("main", "accent")}
+    main, accent = (jittered(drawn, rng)[role] for role in ("main", "accent"))
+    return [main if rng.random() < 0.7 else accent for _ in range(count)]
+
+
+def _pick(rng: np.random.Generator, options: Sequence[Finish]) -> Finish:
+    return options[int(rng.integers(len(options)))]
 
 
 def with_grain_uv(meshes: Sequence[trimesh.Trimesh]) -> tuple[trimesh.Trimesh, np.ndarray]:

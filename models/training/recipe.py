@@ -1,0 +1,215 @@
+"""The recipe of the bundled default weights, as one seeded function: `photo2cad train bundled`.
+
+Sources, all offline or from PyPI:
+- ikea: the IKEA/Pix3D development set (real photos of 40 models, a pool of 186 in 7 categories; research use only);
+- demo: the generated demo catalogue (240 parametric pieces, synthetic photos; ours);
+- sweethome3d: Sweet Home 3D's furniture (24 untextured models; CC-BY 3.0), from the streamlit-sweethome3d sdist.
+Steps: gather the sources into one dataset; train a small TSM on the textured shapes' (normal map, render) pairs;
+train AMV-ML with the frozen-backbone warm-up on the real and demo photos plus textured anchors of every shape in its
+own materials, random finishes and TSM textures; store the last epoch in float16 with the recipe in its header.
+
+`holdout` decides what the IKEA photos teach: none (every photo: the shipped weights), photos (validation photos held
+out, their models also in training photos: Pix3D's protocol) or models (validation photos of 12 models no training
+photo shows: a user's own catalogue). The last two measure the recipe; only the first ships.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+
+from photo2cad.models import AMVMLConfig, TSMConfig
+from photo2cad.models.datasets import read_folder, read_ikea_dev
+from photo2cad.models.datasets.demo import generate_demo
+from photo2cad.models.datasets.merge import merge_datasets, prefixed
+from photo2cad.models.datasets.records import DatasetError, RetrievalDataset
+from photo2cad.models.datasets.sweethome3d import SDIST, extract_sweethome3d, read_sweethome3d
+from photo2cad.models.training.amvml_trainer import evaluate_split, train_amvml
+from photo2cad.models.training.config import AMVMLTrainConfig, BundledRecipe, TSMTrainConfig
+from photo2cad.models.training.texture_pairs import render_texture_pairs
+from photo2cad.models.training.tsm_trainer import train_tsm
+from photo2cad.models.training.views import render_views
+from photo2cad.shapes.settings import RenderSettings
+from photo2cad.weights.checkpoint import load_amvml, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+Holdout = Literal["none", "photos", "models"]
+BUNDLED = "amvml-bundled.safetensors"
+LICENCES = {
+    "ikea": "IKEA/Pix3D development set: photos (Lim et al., ICCV 2013) and models (Sun et al., CVPR 2018), "
+    "research use only",
+    "demo": "photo2cad demo catalogue (generated, seed {seed}), Apache-2.0",
+    "sweethome3d": "Sweet Home 3D default furniture (Emmanuel Puybaret / eTeks), CC-BY 3.0, from " + SDIST,
+}
+
+
+@dataclass(frozen=True)
+class BundledResult:
+    checkpoint: Path  # the float16 file to ship
+    history: list[dict[str, float]]
+    validation: dict[str, dict[str, float | int | None]]  # held-out figures per source (empty with holdout none)
+
+
+def gather_sources(
+    ikea_root: Path, work_dir: Path, recipe: BundledRecipe, holdout: Holdout, progress: bool = True
+) -> dict[str, RetrievalDataset]:
+    """The recipe's datasets by source name; the demo catalogue is generated and Sweet Home 3D fetched once."""
+    if holdout == "none":
+        ikea = read_ikea_dev(ikea_root, val_fraction=0.0)
+    else:
+        ikea = read_ikea_dev(ikea_root, unseen_shapes=holdout == "models")
+    demo_root = work_dir / "demo"
+    generate_demo(demo_root, shapes_per_category=recipe.demo_shapes_per_category, seed=recipe.seed, progress=progress)
+    demo = read_folder(demo_root)
+    sweethome = read_sweethome3d(extract_sweethome3d(fetch_sweethome3d(work_dir / "downloads"), work_dir / "sh3d"))
+    return {"ikea": ikea, "demo": demo, "sweethome3d": sweethome}
+
+
+def fetch_sweethome3d(downloads: Path) -> Path:
+    """The streamlit-sweethome3d sdist from PyPI (pip download, once); its checksum is checked on extraction."""
+    name, version = SDIST.split("==")
+    found = sorted(downloads.glob(f"{name.replace('-', '_')}-{version}.tar.gz"))
+    if found:
+        return found[0]
+    log.info("fetching %s from PyPI (Sweet Home 3D's furniture models)", SDIST)
+    downloads.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        SDIST,
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "-d",
+        str(downloads),
+    ]
+    try:
+        subprocess.run(command, check=True, capture_output=True, text=True)
+    except subprocess.CalledProcessError as err:
+        raise DatasetError(f"cannot download {SDIST} from PyPI: {err.stderr.strip()[-500:]}") from err
+    return fetch_sweethome3d(downloads)
+
+
+def train_bundled(
+    sources: dict[str, RetrievalDataset],
+    work_dir: Path,
+    out_dir: Path,
+    recipe: BundledRecipe,
+    device: torch.device,
+    holdout: Holdout = "none",
+    progress: bool = True,
+) -> BundledResult:
+    """Train on `sources` (gather_sources' datasets by name) as the recipe says; every step keeps its state in
+    `work_dir` or `out_dir` (renders, the TSM, the AMV-ML epochs), so a killed run resumes. Per-epoch validation
+    reads the ikea source's validation photos, when it has any, against the ikea pool alone."""
+    merged = merge_datasets("bundled", sources)
+    categories = merged.categories()
+    render = RenderSettings(embed_size=recipe.image_size, framing="object")
+    cache = work_dir / "cache"
+    tsm_weights = None
+    if "tsm" in recipe.anchor_looks:
+        tsm_weights = _train_texture_synthesis(merged, categories, recipe, work_dir, cache, device, progress)
+    model_config = AMVMLConfig(
+        backbone=recipe.backbone, num_categories=len(categories), image_size=recipe.image_size, pretrained=True
+    )
+    config = AMVMLTrainConfig(
+        epochs=recipe.epochs,
+        warmup_epochs=recipe.epochs,
+        photo_branch_lr=recipe.photo_branch_lr,
+        textured_anchors=True,
+        anchor_looks=recipe.anchor_looks,
+        photo_candidates=recipe.photo_candidates,
+        photos_move_shapes=recipe.photos_move_shapes,
+        seed=recipe.seed,
+    )
+    ikea = sources.get("ikea")
+    held_out = prefixed("ikea", ikea) if ikea is not None and ikea.split("val") else None
+    result = train_amvml(
+        merged,
+        out_dir / "amvml",
+        model_config,
+        config,
+        render,
+        cache,
+        device,
+        tsm_weights=tsm_weights,
+        progress=progress,
+        validation=held_out,
+    )
+    validation = _validate(result.checkpoint, sources, render, cache, device, progress)
+    model, header = load_amvml(result.checkpoint)
+    training_data = f"bundled recipe (holdout {holdout}): " + "; ".join(
+        f"{name} {len(part.shapes)} shapes, {len(part.split('train'))} training photos"
+        for name, part in sources.items()
+    )
+    notes = {
+        **header.notes,
+        "recipe": recipe.model_dump(mode="json"),
+        "holdout": holdout,
+        "sources": {name: LICENCES.get(name, name).format(seed=recipe.seed) for name in sources},
+        "validation": validation,
+    }
+    shipped = out_dir / BUNDLED
+    save_checkpoint(shipped, model, header.model_copy(update={"training_data": training_data, "notes": notes}), True)
+    (out_dir / "validation.json").write_text(json.dumps(validation, indent=2))
+    return BundledResult(shipped, result.history, validation)
+
+
+def _train_texture_synthesis(
+    merged: RetrievalDataset,
+    categories: tuple[str, ...],
+    recipe: BundledRecipe,
+    work_dir: Path,
+    cache: Path,
+    device: torch.device,
+    progress: bool,
+) -> Path:
+    """A TSM trained on (normal map, own-material render) pairs of the shapes whose files carry materials."""
+    textured = [shape for shape in merged.shapes if shape.path.suffix.lower() in (".obj", ".glb", ".gltf", ".ply")]
+    textured = [shape for shape in textured if not shape.shape_id.startswith("sweethome3d/")]  # no materials
+    settings = RenderSettings(synth_size=recipe.tsm_image_size)
+    pairs = render_texture_pairs(
+        textured, categories, settings, cache, views_per_shape=recipe.tsm_views_per_shape, progress=progress
+    )
+    steps_per_epoch = max(len(pairs) // 4, 1)
+    return train_tsm(
+        pairs,
+        work_dir / "tsm",
+        TSMConfig(
+            num_categories=len(categories), image_size=recipe.tsm_image_size, base_channels=recipe.tsm_base_channels
+        ),
+        TSMTrainConfig(epochs=max(1, -(-recipe.tsm_steps // steps_per_epoch)), batch_size=4, seed=recipe.seed),
+        device,
+        training_data="bundled recipe: textured shapes of ikea and demo",
+        max_steps=recipe.tsm_steps,
+    )
+
+
+def _validate(
+    checkpoint: Path,
+    sources: dict[str, RetrievalDataset],
+    render: RenderSettings,
+    cache: Path,
+    device: torch.device,
+    progress: bool,
+) -> dict[str, dict[str, float | int | None]]:
+    """Figures of the last epoch on every source's validation photos (never trained on), each against its own pool."""
+    model, _ = load_amvml(checkpoint, device)
+    figures = {}
+    for name, source in sources.items():
+        if not source.split("val"):
+            continue
+        part = prefixed(name, source)
+        views = render_views(part.shapes, render, cache, progress=progress)
+        figures[name] = evaluate_split(model, part, views, "val", device)
+    return figures

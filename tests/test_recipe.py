@@ -1,0 +1,103 @@
+"""The bundled weights' recipe (issue #10): its sources, their merge, and the whole recipe on tiny data."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+import trimesh
+from safetensors import safe_open
+
+from photo2cad.models.datasets import read_folder
+from photo2cad.models.datasets.demo import generate_demo
+from photo2cad.models.datasets.merge import merge_datasets, prefixed
+from photo2cad.models.datasets.records import DatasetError, RetrievalDataset
+from photo2cad.models.datasets.sweethome3d import CATEGORY_OF_MODEL, extract_sweethome3d, read_sweethome3d
+from photo2cad.models.training.config import BundledRecipe
+from photo2cad.models.training.recipe import train_bundled
+from photo2cad.weights.checkpoint import read_header
+from tests.photoset import write_photo_dataset
+
+MODELS = "streamlit_sweethome3d-0.0.6/streamlit_sweethome3d/frontend/dist/lib/resources/models"
+
+
+def write_sweethome3d_sdist(path: Path) -> str:
+    """An sdist laid out like streamlit-sweethome3d's: one zipped OBJ per model, furniture and a door; its sha256."""
+    with tarfile.open(path, "w:gz") as archive:
+        for index, model in enumerate([*CATEGORY_OF_MODEL, "door"]):
+            box = trimesh.creation.box(extents=(1.0, 0.5 + 0.05 * index, 0.8))
+            zipped = io.BytesIO()
+            with zipfile.ZipFile(zipped, "w") as handle:
+                handle.writestr(f"{model}.obj", box.export(file_type="obj"))
+            member = tarfile.TarInfo(f"{MODELS}/{model}.zip")
+            member.size = len(zipped.getvalue())
+            archive.addfile(member, io.BytesIO(zipped.getvalue()))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def sweethome3d(tmp_path_factory: pytest.TempPathFactory) -> RetrievalDataset:
+    root = tmp_path_factory.mktemp("sh3d")
+    sha256 = write_sweethome3d_sdist(root / "sdist.tar.gz")
+    return read_sweethome3d(extract_sweethome3d(root / "sdist.tar.gz", root / "pool", sha256=sha256))
+
+
+def test_sweethome3d_furniture_comes_out_of_its_sdist_in_pix3d_categories(sweethome3d: RetrievalDataset) -> None:
+    assert len(sweethome3d.shapes) == len(CATEGORY_OF_MODEL)  # the door is not furniture
+    assert sweethome3d.shape("chair/armchair2").category == "chair"
+    assert set(sweethome3d.categories()) == {"bed", "bookcase", "chair", "desk", "sofa", "table", "wardrobe"}
+    assert sweethome3d.queries == ()
+
+
+def test_an_sdist_other_than_the_pinned_one_is_refused(tmp_path: Path) -> None:
+    write_sweethome3d_sdist(tmp_path / "sdist.tar.gz")
+    with pytest.raises(DatasetError, match="sha256"):
+        extract_sweethome3d(tmp_path / "sdist.tar.gz", tmp_path / "pool")
+
+
+def test_merged_datasets_prefix_every_id_and_keep_splits(sweethome3d: RetrievalDataset, tmp_path: Path) -> None:
+    photos = read_folder(write_photo_dataset(tmp_path / "photos", size=32, count=4))
+    merged = merge_datasets("both", {"photos": photos, "sh3d": sweethome3d})
+    assert len(merged.shapes) == len(photos.shapes) + len(sweethome3d.shapes)
+    assert merged.shape("sh3d/chair/armchair2").path == sweethome3d.shape("chair/armchair2").path
+    assert [q.shape_id for q in merged.split("val")] == [f"photos/{q.shape_id}" for q in photos.split("val")]
+    assert {s.shape_id for s in prefixed("photos", photos).shapes} == {f"photos/{s.shape_id}" for s in photos.shapes}
+
+
+def test_the_bundled_recipe_trains_on_every_source_and_records_itself(
+    sweethome3d: RetrievalDataset, tmp_path: Path
+) -> None:
+    ikea_like = read_folder(write_photo_dataset(tmp_path / "ikea", size=64))
+    generate_demo(tmp_path / "demo", shapes_per_category=1, photos_per_shape=4, photo_size=64, progress=False)
+    sources = {"ikea": ikea_like, "demo": read_folder(tmp_path / "demo"), "sweethome3d": sweethome3d}
+    recipe = BundledRecipe(
+        image_size=64,
+        epochs=2,
+        tsm_image_size=64,
+        tsm_base_channels=8,
+        tsm_steps=2,
+        tsm_views_per_shape=1,
+        demo_shapes_per_category=1,
+    )
+    result = train_bundled(sources, tmp_path / "work", tmp_path / "out", recipe, torch.device("cpu"), "photos", False)
+
+    header = read_header(result.checkpoint)
+    assert header.notes["recipe"] == recipe.model_dump(mode="json") and header.notes["holdout"] == "photos"
+    assert set(header.notes["sources"]) == {"ikea", "demo", "sweethome3d"}
+    assert all(name in header.training_data for name in ("ikea", "demo", "sweethome3d"))
+    assert header.renderer is not None and header.renderer["framing"] == "object"
+    assert header.config["num_categories"] == 7  # the union of the sources' categories
+    with safe_open(str(result.checkpoint), framework="pt") as stored:  # shipped in float16
+        assert stored.get_tensor("view_projection.weight").dtype == torch.float16
+    # Validation: each source's own photos against its own pool, per epoch (ikea) and at the end (every source).
+    assert result.validation["ikea"]["count"] == len(ikea_like.split("val"))
+    assert result.validation["demo"]["count"] == len(sources["demo"].split("val"))
+    assert [record["val_count"] for record in result.history] == [len(ikea_like.split("val"))] * 2
+    assert json.loads((tmp_path / "out" / "validation.json").read_text()) == result.validation
+    assert (tmp_path / "work" / "tsm" / "tsm-last.safetensors").is_file()  # the TSM painted the tsm look
