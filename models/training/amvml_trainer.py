@@ -22,7 +22,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 from photo2cad.errors import Photo2CadError
 from photo2cad.models import AMVML, AMVMLConfig
 from photo2cad.models.datasets.photos import PhotoDataset, PhotoSample, collate, photo_augmentation
-from photo2cad.models.datasets.records import RetrievalDataset
+from photo2cad.models.datasets.records import QueryRecord, RetrievalDataset
 from photo2cad.models.embedding import embed_view_sets, pooled_view_features
 from photo2cad.models.evaluation.retrieval import embed_queries, rank_queries, retrieval_metrics
 from photo2cad.models.training.config import AMVMLTrainConfig
@@ -54,6 +54,50 @@ class TrainResult:
     history: list[dict[str, float]]
 
 
+@dataclass(frozen=True)
+class SplitEmbedding:
+    """A split's photos and the shapes they are ranked against, embedded."""
+
+    queries: list[QueryRecord]
+    query_vectors: np.ndarray  # (Q, D)
+    shape_vectors: np.ndarray  # (N, D), the dataset's own shapes
+    shape_categories: list[str | None]
+    gt_rows: np.ndarray  # (Q,) row of each photo's shape
+
+
+def embed_split(
+    model: AMVML,
+    dataset: RetrievalDataset,
+    views: ShapeViews,
+    split: str,
+    device: torch.device,
+    shape_vectors: np.ndarray | None = None,
+) -> SplitEmbedding:
+    """The split's photos and the dataset's own shapes (the rows of `views` it holds; `views` may hold more, e.g.
+    when training mixes several datasets), embedded. `shape_vectors`, when given, are those of every row of views."""
+    own = {shape.shape_id for shape in dataset.shapes}
+    rows = np.array([i for i, sid in enumerate(views.shape_ids) if sid in own], dtype=np.int64)
+    shape_ids = [views.shape_ids[i] for i in rows]
+    shape_rows = {sid: i for i, sid in enumerate(shape_ids)}
+    queries = [q for q in dataset.split(split) if q.shape_id in shape_rows]
+    if shape_vectors is None:
+        shape_vectors = embed_view_sets(model, views.grey[rows], device).vectors
+    else:
+        shape_vectors = shape_vectors[rows]
+    query_vectors = (
+        embed_queries(model, queries, shape_rows, dataset.categories(), device)[0]
+        if queries
+        else np.zeros((0, shape_vectors.shape[1]), np.float32)
+    )
+    return SplitEmbedding(
+        queries,
+        query_vectors,
+        shape_vectors,
+        [dataset.shape(sid).category for sid in shape_ids],
+        np.array([shape_rows[q.shape_id] for q in queries], dtype=np.int64),
+    )
+
+
 def evaluate_split(
     model: AMVML,
     dataset: RetrievalDataset,
@@ -63,30 +107,19 @@ def evaluate_split(
     within_category: bool = False,
     shape_vectors: np.ndarray | None = None,
 ) -> dict[str, float | int | None]:
-    """The split's photos ranked against the dataset's own shapes (the rows of `views` it holds; `views` may hold
-    more, e.g. when training mixes several datasets). `shape_vectors`, when given, are those of every row of views."""
-    own = {shape.shape_id for shape in dataset.shapes}
-    rows = np.array([i for i, sid in enumerate(views.shape_ids) if sid in own], dtype=np.int64)
-    shape_ids = [views.shape_ids[i] for i in rows]
-    shape_rows = {sid: i for i, sid in enumerate(shape_ids)}
-    queries = [q for q in dataset.split(split) if q.shape_id in shape_rows]
-    if not queries:
+    """Top1@R, Top10@R and category accuracy of the split's photos against the dataset's own shapes."""
+    embedded = embed_split(model, dataset, views, split, device, shape_vectors)
+    if not embedded.queries:
         return {"count": 0}
-    if shape_vectors is None:
-        shape_vectors = embed_view_sets(model, views.grey[rows], device).vectors
-    else:
-        shape_vectors = shape_vectors[rows]
-    query_vectors, _ = embed_queries(model, queries, shape_rows, dataset.categories(), device)
-    shape_categories = [dataset.shape(sid).category for sid in shape_ids]
     ranking = rank_queries(
-        query_vectors,
-        shape_vectors,
-        np.array([shape_rows[q.shape_id] for q in queries]),
-        shape_categories,
-        [q.category for q in queries] if within_category else None,
+        embedded.query_vectors,
+        embedded.shape_vectors,
+        embedded.gt_rows,
+        embedded.shape_categories,
+        [q.category for q in embedded.queries] if within_category else None,
     )
-    first = [shape_categories[row] for row in ranking.top[:, 0]]
-    return retrieval_metrics(ranking, first, [q.category for q in queries]).as_dict()
+    first = [embedded.shape_categories[row] for row in ranking.top[:, 0]]
+    return retrieval_metrics(ranking, first, [q.category for q in embedded.queries]).as_dict()
 
 
 class TrainingRequestError(Photo2CadError, ValueError):

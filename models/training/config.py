@@ -53,6 +53,12 @@ class AMVMLTrainConfig(BaseModel):
         description="whether real photos move the shape side in the warm-up (False: only the anchors do, so every "
         "shape is placed by renders alike, photographed or not)",
     )
+    domain_weight: float = Field(
+        0.0,
+        ge=0,
+        description="weight of a term pulling the mean embedding of a batch's real photos onto that of its anchors, "
+        "so that real photos and renders do not settle in separate regions (0: off)",
+    )
     tsm_triplets: bool = Field(False, description="add the TSM hard triplets (needs TSM weights)")
     tsm_weight: float = Field(1.0, ge=0)
     seed: int = Field(0, description="seeds the network's start, the shuffles and the augmentation")
@@ -87,6 +93,7 @@ class BundledRecipe(BaseModel):
     anchor_looks: tuple[Literal["own", "random", "tsm"], ...] = ("own", "random", "tsm")
     photo_candidates: Literal["pool", "photographed"] = "photographed"
     photos_move_shapes: bool = False
+    domain_weight: float = 0.0
     tsm_image_size: int = Field(128, description="the TSM's side: 128 px is what a CPU trains in minutes")
     tsm_base_channels: int = Field(32, description="the TSM generator's width (the paper: 64)")
     tsm_steps: int = Field(1200, ge=0, description="TSM training steps of 4 pairs")

@@ -31,17 +31,20 @@ from photo2cad.models.datasets.demo import generate_demo
 from photo2cad.models.datasets.merge import merge_datasets, prefixed
 from photo2cad.models.datasets.records import DatasetError, RetrievalDataset
 from photo2cad.models.datasets.sweethome3d import SDIST, extract_sweethome3d, read_sweethome3d
-from photo2cad.models.training.amvml_trainer import evaluate_split, train_amvml
+from photo2cad.models.evaluation.bands import measure_bands
+from photo2cad.models.training.amvml_trainer import embed_split, evaluate_split, train_amvml
 from photo2cad.models.training.config import AMVMLTrainConfig, BundledRecipe, TSMTrainConfig
 from photo2cad.models.training.texture_pairs import render_texture_pairs
 from photo2cad.models.training.tsm_trainer import train_tsm
 from photo2cad.models.training.views import render_views
 from photo2cad.shapes.settings import RenderSettings
+from photo2cad.weights.bands import ScoreBands
 from photo2cad.weights.checkpoint import load_amvml, save_checkpoint
 
 log = logging.getLogger(__name__)
 
 Holdout = Literal["none", "photos", "models"]
+HOLDOUTS: dict[str, Holdout] = {"none": "none", "photos": "photos", "models": "models"}
 BUNDLED = "amvml-bundled.safetensors"
 LICENCES = {
     "ikea": "IKEA/Pix3D development set: photos (Lim et al., ICCV 2013) and models (Sun et al., CVPR 2018), "
@@ -108,10 +111,13 @@ def train_bundled(
     device: torch.device,
     holdout: Holdout = "none",
     progress: bool = True,
+    score_bands: ScoreBands | None = None,
 ) -> BundledResult:
     """Train on `sources` (gather_sources' datasets by name) as the recipe says; every step keeps its state in
     `work_dir` or `out_dir` (renders, the TSM, the AMV-ML epochs), so a killed run resumes. Per-epoch validation
-    reads the ikea source's validation photos, when it has any, against the ikea pool alone."""
+    reads the ikea source's validation photos, when it has any, against the ikea pool alone. The score bands of the
+    header are measured on those photos; without any (the shipped run), `score_bands` from a held-out run are
+    recorded instead."""
     merged = merge_datasets("bundled", sources)
     categories = merged.categories()
     render = RenderSettings(embed_size=recipe.image_size, framing="object")
@@ -130,6 +136,7 @@ def train_bundled(
         anchor_looks=recipe.anchor_looks,
         photo_candidates=recipe.photo_candidates,
         photos_move_shapes=recipe.photos_move_shapes,
+        domain_weight=recipe.domain_weight,
         seed=recipe.seed,
     )
     ikea = sources.get("ikea")
@@ -146,7 +153,8 @@ def train_bundled(
         progress=progress,
         validation=held_out,
     )
-    validation = _validate(result.checkpoint, sources, render, cache, device, progress)
+    validation, measured = _validate(result.checkpoint, sources, render, cache, device, progress)
+    bands = measured or score_bands
     model, header = load_amvml(result.checkpoint)
     training_data = f"bundled recipe (holdout {holdout}): " + "; ".join(
         f"{name} {len(part.shapes)} shapes, {len(part.split('train'))} training photos"
@@ -159,6 +167,9 @@ def train_bundled(
         "sources": {name: LICENCES.get(name, name).format(seed=recipe.seed) for name in sources},
         "validation": validation,
     }
+    if bands is not None:
+        notes["score_bands"] = bands.model_dump(mode="json")
+        (out_dir / "score_bands.json").write_text(bands.model_dump_json(indent=2))
     shipped = out_dir / BUNDLED
     save_checkpoint(shipped, model, header.model_copy(update={"training_data": training_data, "notes": notes}), True)
     (out_dir / "validation.json").write_text(json.dumps(validation, indent=2))
@@ -202,14 +213,19 @@ def _validate(
     cache: Path,
     device: torch.device,
     progress: bool,
-) -> dict[str, dict[str, float | int | None]]:
-    """Figures of the last epoch on every source's validation photos (never trained on), each against its own pool."""
+) -> tuple[dict[str, dict[str, float | int | None]], ScoreBands | None]:
+    """Figures of the last epoch on every source's validation photos (never trained on), each against its own pool,
+    and the score bands of the real photos (the ikea source) when it holds any out."""
     model, _ = load_amvml(checkpoint, device)
-    figures = {}
+    figures, bands = {}, None
     for name, source in sources.items():
         if not source.split("val"):
             continue
         part = prefixed(name, source)
         views = render_views(part.shapes, render, cache, progress=progress)
         figures[name] = evaluate_split(model, part, views, "val", device)
-    return figures
+        if name == "ikea":
+            embedded = embed_split(model, part, views, "val", device)
+            described = f"{len(embedded.queries)} held-out real IKEA photos against a pool of {len(part.shapes)}"
+            bands = measure_bands(embedded.query_vectors, embedded.shape_vectors, embedded.gt_rows, described)
+    return figures, bands

@@ -86,11 +86,21 @@ def pool_ranking_loss(
         "category": masked_category_loss(photo.category_logits, batch["category"].to(device))
         + masked_category_loss(shapes.category_logits, categories_of_rows),
         "mask": masked_mask_loss(photo.mask_logits, batch["mask"].to(device), batch["has_mask"].to(device)),
+        "domain": domain_gap(photo.embedding, is_photo),
     }
     losses["total"] = (
         losses["pool"]
         + losses["rerank"]
         + config.category_weight * losses["category"]
         + config.mask_weight * losses["mask"]
+        + config.domain_weight * losses["domain"]
     )
     return losses
+
+
+def domain_gap(embeddings: torch.Tensor, is_photo: torch.Tensor) -> torch.Tensor:
+    """Squared distance between the mean embedding of the real photos and that of the anchors (0 when the batch
+    lacks either)."""
+    if is_photo.all() or not is_photo.any():
+        return embeddings.sum() * 0.0
+    return (embeddings[is_photo].mean(dim=0) - embeddings[~is_photo].mean(dim=0)).pow(2).sum()
