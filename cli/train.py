@@ -59,7 +59,7 @@ def train_amvml_command(
     anchor_looks: str | None = typer.Option(
         None, help=setting_help(AMVMLTrainConfig, "anchor_looks") + " Comma-separated, e.g. own,random,tsm."
     ),
-    photo_candidates: str | None = setting_option(AMVMLTrainConfig, "photo_candidates"),
+    unphotographed_weight: float | None = setting_option(AMVMLTrainConfig, "unphotographed_weight"),
     photos_move_shapes: bool | None = setting_option(
         AMVMLTrainConfig, "photos_move_shapes", "--photos-move-shapes/--photos-keep-shapes"
     ),
@@ -108,7 +108,7 @@ def train_amvml_command(
             textured_anchors=textured_anchors,
             train_on_photos=photos,
             anchor_looks=tuple(anchor_looks.split(",")) if anchor_looks else None,
-            photo_candidates=photo_candidates,
+            unphotographed_weight=unphotographed_weight,
             photos_move_shapes=photos_move_shapes,
             domain_weight=domain_weight,
             validate_every=validate_every,

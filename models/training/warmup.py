@@ -10,6 +10,7 @@ reaches in hours, and it leaves the heads aligned for fine-tuning to start from.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -62,8 +63,8 @@ def pool_ranking_loss(
 
     "pool": InfoNCE of each sample against every shape's fused vector; "rerank": the same over the query-attended
     scores (`AMVML.rerank_scores`), which teaches the per-view matching the service can re-rank with. Real photos
-    (not anchors) are ranked only against `photographed_rows` (N,) when config.photo_candidates asks for it, and see
-    the shape side frozen unless config.photos_move_shapes.
+    (not anchors) count the shapes outside `photographed_rows` (N,) as negatives config.unphotographed_weight times,
+    and see the shape side frozen unless config.photos_move_shapes.
     """
     device = pooled_views.device
     photo = model.embed_photo(batch["photo"].to(device))
@@ -76,9 +77,13 @@ def pool_ranking_loss(
         scores = score(photo.embedding, shape_side)
         if frozen_for_photos:
             scores = torch.where(is_photo[:, None], score(photo.embedding, shape_side.detach()), scores)
-        if config.photo_candidates == "photographed" and photographed_rows is not None:
-            scores = scores.masked_fill(is_photo[:, None] & ~photographed_rows[None, :], float("-inf"))
-        return scores / config.temperature
+        scores = scores / config.temperature
+        if config.unphotographed_weight < 1.0 and photographed_rows is not None:
+            # A negative counted w times in the softmax's sum: its logit shifted by log(w) (w = 0: left out).
+            shift = math.log(config.unphotographed_weight) if config.unphotographed_weight > 0 else float("-inf")
+            outside = is_photo[:, None] & ~photographed_rows[None, :]
+            scores = scores + torch.where(outside, torch.full_like(scores, shift), torch.zeros_like(scores))
+        return scores
 
     losses = {
         "pool": F.cross_entropy(logits(lambda q, s: q @ s.T, shapes.embedding), targets),
