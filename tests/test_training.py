@@ -345,3 +345,20 @@ def test_real_photos_move_the_shape_side_only_when_asked(move: bool) -> None:
     shape_side = model.view_projection.weight.grad
     assert model.photo_projection.weight.grad is not None and model.photo_projection.weight.grad.abs().sum() > 0
     assert (shape_side is not None and shape_side.abs().sum() > 0) == move
+
+
+def test_another_sources_shapes_are_no_negatives_of_a_real_photo_at_weight_zero() -> None:
+    from photo2cad.models.training.warmup import pool_ranking_loss
+
+    model = new_amvml(model_config(pretrained=False)).eval()
+    batch = _photo_batch(SIZE, [0, 1], [True, True])
+    photographed = torch.tensor([True, True, True, True])  # every shape has photos...
+    sources = torch.tensor([0, 0, 1, 1])  # ...but shapes 2 and 3 come from another dataset of the merge
+    pooled = torch.rand(4, 4, 320)
+    other = pooled.clone()
+    other[2:] = torch.rand(2, 4, 320)
+    config = AMVMLTrainConfig(unphotographed_weight=0.0)
+    with torch.no_grad():
+        before = pool_ranking_loss(model, batch, pooled, torch.full((4,), -1), config, photographed, sources)
+        after = pool_ranking_loss(model, batch, other, torch.full((4,), -1), config, photographed, sources)
+    assert torch.allclose(before["pool"], after["pool"])

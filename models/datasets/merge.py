@@ -15,9 +15,12 @@ def merge_datasets(name: str, parts: Mapping[str, RetrievalDataset]) -> Retrieva
     for prefix, part in parts.items():
         shapes += [dataclasses.replace(shape, shape_id=f"{prefix}/{shape.shape_id}") for shape in part.shapes]
         queries += [dataclasses.replace(query, shape_id=f"{prefix}/{query.shape_id}") for query in part.queries]
-    return RetrievalDataset(name=name, shapes=tuple(sorted(shapes, key=lambda s: s.shape_id)), queries=tuple(queries))
+    return RetrievalDataset(
+        name=name, shapes=tuple(sorted(shapes, key=lambda s: s.shape_id)), queries=tuple(queries), parts=tuple(parts)
+    )
 
 
 def prefixed(prefix: str, dataset: RetrievalDataset) -> RetrievalDataset:
     """`dataset` with the ids `merge_datasets` gives its part named `prefix`: to validate on one part of a merge."""
-    return dataclasses.replace(merge_datasets(dataset.name, {prefix: dataset}), pool_root=dataset.pool_root)
+    merged = merge_datasets(dataset.name, {prefix: dataset})
+    return dataclasses.replace(merged, pool_root=dataset.pool_root, rank_within_category=dataset.rank_within_category)

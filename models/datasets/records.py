@@ -44,6 +44,7 @@ class RetrievalDataset:
     pool_root: Path | None = None  # the folder holding the shapes' files; None: their common parent
     # How the dataset's results are reported: Pix3D ranks each photo among the shapes of its own category only.
     rank_within_category: bool = False
+    parts: tuple[str, ...] = ()  # the datasets merged into this one (merge.py), each shape_id led by its part's name
     _by_id: dict[str, ShapeRecord] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -68,6 +69,10 @@ class RetrievalDataset:
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
         return tuple(query for query in self.queries if query.split == name)
+
+    def source_of(self, shape_id: str) -> str:
+        """Which dataset a shape comes from: its part's name in a merge, else this dataset's name."""
+        return shape_id.split("/", 1)[0] if self.parts else self.name
 
     def pool_folder(self) -> Path:
         """Where the shapes' files live: index source paths are relative to it."""

@@ -185,7 +185,9 @@ def train_amvml(
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     photographed = {query.shape_id for query in dataset.split("train")} if config.train_on_photos else set()
     photographed_rows = np.array([sid in photographed for sid in views.shape_ids])
-    inputs = EpochInputs(loader, views, category_of_row, photographed_rows, config, device, progress)
+    sources = [dataset.source_of(sid) for sid in views.shape_ids]
+    source_of_row = np.array([sorted(set(sources)).index(source) for source in sources])
+    inputs = EpochInputs(loader, views, category_of_row, photographed_rows, source_of_row, config, device, progress)
     bank: torch.Tensor | None = None
     pooled_views: torch.Tensor | None = None
     optimiser: torch.optim.Optimizer | None = None

@@ -49,9 +49,10 @@ class AMVMLTrainConfig(BaseModel):
         1.0,
         ge=0.0,
         le=1.0,
-        description="how much the shapes without training photos count as negatives of a real photo in the warm-up: "
-        "1 ranks a photo against the whole pool; 0 only against photographed shapes, so that photos of a few shapes "
-        "cannot teach 'those shapes are the answers' (better on shapes nobody photographed, worse on the others)",
+        description="how much the shapes without training photos from the photo's own source count as negatives of "
+        "a photo in the warm-up: 1 ranks a photo against the whole pool; 0 only against the shapes its source "
+        "photographed, so that photos of a few shapes cannot teach 'those shapes are the answers' (better on shapes "
+        "nobody photographed, worse on the others)",
     )
     photos_move_shapes: bool = Field(
         True,
@@ -93,12 +94,12 @@ class BundledRecipe(BaseModel):
 
     backbone: Backbone = "efficientnet_lite0"
     image_size: int = Field(160, ge=32, description="side of the views and photos")
-    epochs: int = Field(12, ge=1, description="warm-up epochs (the backbone frozen but the photo branch)")
+    epochs: int = Field(5, ge=1, description="warm-up epochs (the backbone frozen but the photo branch)")
     photo_branch_lr: float = Field(1e-4, ge=0)
     anchor_looks: tuple[Literal["own", "random", "tsm"], ...] = ("own", "random", "tsm")
-    unphotographed_weight: float = 0.0
-    photos_move_shapes: bool = False
-    domain_weight: float = 0.0
+    unphotographed_weight: float = Field(0.0, description="AMVMLTrainConfig.unphotographed_weight")
+    photos_move_shapes: bool = Field(True, description="AMVMLTrainConfig.photos_move_shapes")
+    domain_weight: float = Field(10.0, description="AMVMLTrainConfig.domain_weight")
     tsm_image_size: int = Field(128, description="the TSM's side: 128 px is what a CPU trains in minutes")
     tsm_base_channels: int = Field(32, description="the TSM generator's width (the paper: 64)")
     tsm_steps: int = Field(1200, ge=0, description="TSM training steps of 4 pairs")

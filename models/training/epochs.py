@@ -36,6 +36,7 @@ class EpochInputs:
     views: ShapeViews
     category_of_row: np.ndarray  # (N,) category index of each shape row; -1 unknown
     photographed_rows: np.ndarray  # (N,) bool: the shape has training photos
+    source_of_row: np.ndarray  # (N,) int: which source of a merged dataset the shape comes from
     config: AMVMLTrainConfig
     device: torch.device
     progress: bool
@@ -48,11 +49,12 @@ def warmup_epoch(
     config = inputs.config
     category_rows = torch.from_numpy(inputs.category_of_row).to(inputs.device)
     photographed = torch.from_numpy(inputs.photographed_rows).to(inputs.device)
+    sources = torch.from_numpy(inputs.source_of_row).to(inputs.device)
     freeze_backbone_statistics(model)
     sums: dict[str, float] = {}
     steps = 0
     for batch in tqdm(inputs.loader, desc=description, disable=not inputs.progress, leave=False):
-        losses = pool_ranking_loss(model, batch, pooled_views, category_rows, config, photographed)
+        losses = pool_ranking_loss(model, batch, pooled_views, category_rows, config, photographed, sources)
         optimiser.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimiser.step()

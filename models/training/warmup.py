@@ -58,13 +58,15 @@ def pool_ranking_loss(
     categories_of_rows: torch.Tensor,
     config: AMVMLTrainConfig,
     photographed_rows: torch.Tensor | None = None,
+    source_of_rows: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Every loss term of one warm-up step; "total" is their weighted sum.
 
     "pool": InfoNCE of each sample against every shape's fused vector; "rerank": the same over the query-attended
     scores (`AMVML.rerank_scores`), which teaches the per-view matching the service can re-rank with. Real photos
-    (not anchors) count the shapes outside `photographed_rows` (N,) as negatives config.unphotographed_weight times,
-    and see the shape side frozen unless config.photos_move_shapes.
+    (not anchors) count a shape as a negative config.unphotographed_weight times unless it is in `photographed_rows`
+    (N,) and of the photo's own source (`source_of_rows`, (N,) ints: in a merge, another source's shapes are told
+    apart by their style alone), and see the shape side frozen unless config.photos_move_shapes.
     """
     device = pooled_views.device
     photo = model.embed_photo(batch["photo"].to(device))
@@ -81,7 +83,10 @@ def pool_ranking_loss(
         if config.unphotographed_weight < 1.0 and photographed_rows is not None:
             # A negative counted w times in the softmax's sum: its logit shifted by log(w) (w = 0: left out).
             shift = math.log(config.unphotographed_weight) if config.unphotographed_weight > 0 else float("-inf")
-            outside = is_photo[:, None] & ~photographed_rows[None, :]
+            candidate = photographed_rows[None, :].expand_as(scores)
+            if source_of_rows is not None:
+                candidate = candidate & (source_of_rows[None, :] == source_of_rows[targets][:, None])
+            outside = is_photo[:, None] & ~candidate
             scores = scores + torch.where(outside, torch.full_like(scores, shift), torch.zeros_like(scores))
         return scores
 
