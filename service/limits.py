@@ -1,6 +1,9 @@
-"""The request body limit, enforced while the body arrives: a 20 GB upload is cut off after 20 MB, not stored."""
+"""The request body limits, enforced while the body arrives: a 20 GB upload is cut off after 20 MB, not stored, and
+a body that stops arriving is answered 408 instead of holding its request open."""
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -21,10 +24,19 @@ class UploadTooLarge(HTTPException):
         super().__init__(status_code=413, detail=too_large_message(limit))
 
 
+class BodyTooSlow(HTTPException):
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(
+            status_code=408,
+            detail=f"the request body stopped arriving: nothing for {timeout_s:g} s (PHOTO2CAD_BODY_TIMEOUT_SECONDS)",
+        )
+
+
 class BodySizeLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, idle_timeout_s: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.idle_timeout_s = idle_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -37,12 +49,19 @@ class BodySizeLimitMiddleware:
             await response(scope, receive, send)
             return
         received = 0
+        complete = False
 
         async def receive_within_limit() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # after the body: waiting for a disconnect may rightly take as long as the answer
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.idle_timeout_s)
+            except asyncio.TimeoutError:
+                raise BodyTooSlow(self.idle_timeout_s) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if received > self.max_bytes:
                     raise UploadTooLarge(self.max_bytes)
             return message

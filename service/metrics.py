@@ -6,11 +6,12 @@ import time
 from collections.abc import Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # From a cache-warm thumbnail (sub-millisecond) to a ResNet34 batch on a busy CPU (seconds).
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-STAGES = ("decode", "preprocess", "queue", "encode", "search", "rerank", "total")
+STAGES = ("decode_wait", "decode", "preprocess", "queue", "encode", "search", "rerank", "total")
 
 
 class ServiceMetrics:
@@ -33,7 +34,7 @@ class ServiceMetrics:
         )
         self.stage_seconds = Histogram(
             "photo2cad_retrieve_stage_seconds",
-            "Time a /retrieve request spent in each stage (queue: waiting for the encoder)",
+            "Time a photo spent in each stage (decode_wait: for pixels to decode in; queue: for the encoder)",
             ["stage"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
@@ -74,18 +75,29 @@ class ServiceMetrics:
         return generate_latest(self.registry)
 
 
+def route_template(scope: Scope, routes: list[BaseRoute]) -> str:
+    """The template of the route that answered, or would have: the body limit answers 413 before routing, and such
+    a refusal belongs to /retrieve, not to `unmatched` (kept for paths no route knows)."""
+    route = scope.get("route")
+    if route is None:
+        route = next((r for r in routes if r.matches(scope)[0] != Match.NONE), None)
+    return getattr(route, "path", None) or "unmatched"
+
+
 class RequestMetricsMiddleware:
     """Counts every answer, including those no route produced (413 before routing, 404, 500)."""
 
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, routes: list[BaseRoute]) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes  # the app's, appended to as routers are included
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        method = scope["method"]  # as asked: HEAD is answered as a GET inside
         status = 500
 
         async def send_and_record(message: Message) -> None:
@@ -98,6 +110,6 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send_and_record)
         finally:
             # The route template, not the path: shape ids must not become label values.
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            route = route_template(scope, self.routes)
+            self.metrics.requests.labels(route, method, str(status)).inc()
             self.metrics.request_seconds.labels(route).observe(time.perf_counter() - started)

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from photo2cad.indexer import open_index
-from photo2cad.service.settings import ServiceSettings
+from photo2cad.service.settings import LOOPBACK_HOSTS, ServiceSettings
 from photo2cad.shapes.settings import RenderSettings
 
 # The renderer of the tests' index: as the tests' checkpoint (tests/conftest.py) expects, 4 views of 64 px.
@@ -27,8 +27,18 @@ class ServedIndex:
     weights: Path
 
 
+# TestClient's requests carry `Host: testserver`; schemathesis' carry localhost, a loopback name trusted by default.
+TEST_HOSTS = [*LOOPBACK_HOSTS, "testserver"]
+
+
 def settings_for(index: Path, **overrides: Any) -> ServiceSettings:
-    values: dict[str, Any] = {"index": index, "device": "cpu", "reload_poll_seconds": 0, **overrides}
+    values: dict[str, Any] = {
+        "index": index,
+        "device": "cpu",
+        "reload_poll_seconds": 0,
+        "allowed_hosts": TEST_HOSTS,
+        **overrides,
+    }
     return ServiceSettings(**values)
 
 
