@@ -205,14 +205,14 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.include_router(page_router())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # Each added one wraps those before it: the metrics, outermost, see every answer, including the 400 for an
-    # untrusted Host and the 413 the body limit answers before any route runs.
+    # untrusted Host.
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(
         BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes, idle_timeout_s=settings.body_timeout_seconds
     )
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts(), www_redirect=False)
     app.add_middleware(SecurityHeadersMiddleware)
-    app.add_middleware(RequestMetricsMiddleware, metrics=metrics, routes=app.router.routes)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app
 
 

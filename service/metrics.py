@@ -6,7 +6,6 @@ import time
 from collections.abc import Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # From a cache-warm thumbnail (sub-millisecond) to a ResNet34 batch on a busy CPU (seconds).
@@ -75,22 +74,12 @@ class ServiceMetrics:
         return generate_latest(self.registry)
 
 
-def route_template(scope: Scope, routes: list[BaseRoute]) -> str:
-    """The template of the route that answered, or would have: the body limit answers 413 before routing, and such
-    a refusal belongs to /retrieve, not to `unmatched` (kept for paths no route knows)."""
-    route = scope.get("route")
-    if route is None:
-        route = next((r for r in routes if r.matches(scope)[0] != Match.NONE), None)
-    return getattr(route, "path", None) or "unmatched"
-
-
 class RequestMetricsMiddleware:
     """Counts every answer, including those no route produced (413 before routing, 404, 500)."""
 
-    def __init__(self, app: ASGIApp, metrics: ServiceMetrics, routes: list[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
         self.app = app
         self.metrics = metrics
-        self.routes = routes  # the app's, appended to as routers are included
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,6 +99,6 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send_and_record)
         finally:
             # The route template, not the path: shape ids must not become label values.
-            route = route_template(scope, self.routes)
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
             self.metrics.requests.labels(route, method, str(status)).inc()
             self.metrics.request_seconds.labels(route).observe(time.perf_counter() - started)

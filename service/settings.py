@@ -125,6 +125,7 @@ class ServiceSettings(BaseSettings):
     def trusted_hosts(self) -> list[str]:
         """allowed_hosts, plus the address the service listens on when that is one specific address."""
         hosts = list(self.allowed_hosts)
-        if self.host not in WILDCARD_BINDS:
-            hosts.append(f"[{self.host}]" if ":" in self.host else self.host)
+        bound = f"[{self.host}]" if ":" in self.host else self.host
+        if self.host not in WILDCARD_BINDS and bound not in hosts:
+            hosts.append(bound)
         return hosts

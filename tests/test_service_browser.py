@@ -8,74 +8,37 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import ServedIndex, rendered_photo
+from tests.helpers import LiveServer, ServedIndex, live_server, rendered_photo
 
-REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
 
-@dataclass(frozen=True)
-class LiveServer:
-    url: str
-    process: subprocess.Popen[bytes]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def live_server(served_index: ServedIndex, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    port = free_port()
-    log = (tmp_path_factory.mktemp("server") / "server.log").open("wb")
-    command = [sys.executable, "-m", "photo2cad.cli", "serve", "--index", str(served_index.root)]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--no-access-log"]
-    process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail(f"the server did not become ready; see {log.name}")
-    yield LiveServer(url, process)
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=20)
-    log.close()
+def server(served_index: ServedIndex, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with live_server(served_index.root, tmp_path_factory.mktemp("server") / "server.log") as running:
+        yield running
 
 
-def test_serve_command_answers_retrieval_over_http(live_server: LiveServer, served_index: ServedIndex) -> None:
+def test_serve_command_answers_retrieval_over_http(server: LiveServer, served_index: ServedIndex) -> None:
     files = {"photo": ("render.jpg", rendered_photo(served_index.root), "image/jpeg")}
-    response = httpx.post(f"{live_server.url}/retrieve", files=files, data={"top_k": "3"}, timeout=30)
+    response = httpx.post(f"{server.url}/retrieve", files=files, data={"top_k": "3"}, timeout=30)
     assert response.status_code == 200 and len(response.json()["results"]) == 3
-    thumbnail = httpx.get(live_server.url + response.json()["results"][0]["thumbnail_url"], timeout=10)
+    thumbnail = httpx.get(server.url + response.json()["results"][0]["thumbnail_url"], timeout=10)
     assert thumbnail.status_code == 200 and thumbnail.content[:2] == b"\xff\xd8"
 
 
-def test_serve_command_refuses_an_oversized_upload_with_413(live_server: LiveServer) -> None:
+def test_serve_command_refuses_an_oversized_upload_with_413(server: LiveServer) -> None:
     files = {"photo": ("big.jpg", b"\xff\xd8" + bytes(21 * 2**20), "image/jpeg")}
-    response = httpx.post(f"{live_server.url}/retrieve", files=files, timeout=30)
+    response = httpx.post(f"{server.url}/retrieve", files=files, timeout=30)
     assert response.status_code == 413 and "PHOTO2CAD_MAX_UPLOAD_BYTES" in response.json()["detail"]
-    assert httpx.get(f"{live_server.url}/healthz", timeout=5).status_code == 200
+    assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
 
 
 @pytest.fixture
@@ -107,7 +70,7 @@ def browser(tmp_path: Path) -> Iterator[object]:
 
 
 def test_the_page_shows_ranked_thumbnails_for_a_chosen_photo(
-    live_server: LiveServer,
+    server: LiveServer,
     served_index: ServedIndex,
     browser: object,
     tmp_path: Path,
@@ -119,7 +82,7 @@ def test_the_page_shows_ranked_thumbnails_for_a_chosen_photo(
     assert isinstance(browser, WebDriver)
     photo = tmp_path / "render.jpg"
     photo.write_bytes(rendered_photo(served_index.root, "table/cone"))
-    browser.get(live_server.url + "/")
+    browser.get(server.url + "/")
     wait = WebDriverWait(browser, 30)
     wait.until(lambda d: "8 shapes" in d.find_element(By.ID, "index-info").text)
     categories = [o.text for o in browser.find_elements(By.CSS_SELECTOR, "#category option")]
@@ -141,9 +104,7 @@ def test_the_page_shows_ranked_thumbnails_for_a_chosen_photo(
         browser.save_screenshot(screenshot)
 
 
-def test_the_page_shows_the_reason_for_a_refused_photo(
-    live_server: LiveServer, browser: object, tmp_path: Path
-) -> None:
+def test_the_page_shows_the_reason_for_a_refused_photo(server: LiveServer, browser: object, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
     from selenium.webdriver.support.ui import WebDriverWait
@@ -151,7 +112,7 @@ def test_the_page_shows_the_reason_for_a_refused_photo(
     assert isinstance(browser, WebDriver)
     not_a_photo = tmp_path / "notes.png"
     not_a_photo.write_text("not a picture")
-    browser.get(live_server.url + "/")
+    browser.get(server.url + "/")
     browser.find_element(By.ID, "photo-input").send_keys(str(not_a_photo))
     error = browser.find_element(By.ID, "error")
     WebDriverWait(browser, 30).until(lambda d: error.is_displayed())
