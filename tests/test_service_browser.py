@@ -1,8 +1,8 @@
 """The service as a user meets it: `photo2cad serve` on a real socket, and the demo page in headless Chromium.
 
 The browser test needs Debian's `chromium` and `chromium-driver` packages and Selenium (pip); it is skipped, saying
-so, where they are missing. Set PHOTO2CAD_SCREENSHOT=path.png to keep screenshots of the page with its results (path-desktop.png, path-phone.png).
-Each page test runs in a desktop window and in a 390 px phone-sized one.
+so, where they are missing. Each page test runs in a desktop window and in a 390 px phone-sized one. Set
+PHOTO2CAD_SCREENSHOT=path.png to keep screenshots of the page with its results (path-desktop.png, path-phone.png).
 """
 
 from __future__ import annotations
