@@ -109,8 +109,10 @@ def main() -> None:
             time.sleep(wait)
             closed = sum(closed_by_server(connection) for connection in idle)
             alive = sum(thread.is_alive() for thread in drippers)
-            print(f"  after {wait:.0f} s: {closed}/{len(idle)} idle connections closed by the server; "
-                  f"{alive}/{len(drippers)} slow-header clients still connected")
+            print(
+                f"  after {wait:.0f} s: {closed}/{len(idle)} idle connections closed by the server; "
+                f"{alive}/{len(drippers)} slow-header clients still connected"
+            )
         finally:
             stop.set()
             for connection in idle:
