@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from service_load import build_test_index, free_port, query_photo, rss_mb, start_server  # noqa: E402
+from service_load import free_port, index_and_weights, query_photo, rss_mb, start_server  # noqa: E402
 
 
 def huge_png() -> bytes:
@@ -147,11 +147,7 @@ def main() -> None:
 
     print(f"{os.cpu_count()} CPUs, load average before: {[round(x, 2) for x in os.getloadavg()]}")
     with tempfile.TemporaryDirectory(prefix="photo2cad-burst-") as tmp:
-        if args.index is None:
-            print(f"building an index of a small catalogue with the {args.model} model ...", flush=True)
-            index, weights = build_test_index(Path(tmp), args.model)
-        else:
-            index, weights = args.index, args.weights
+        index, weights = index_and_weights(args.index, args.weights, args.model, Path(tmp))
         env = dict(setting.split("=", 1) for setting in args.env)
         port = free_port()
         server = start_server(index, weights, port, env)

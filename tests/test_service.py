@@ -321,7 +321,7 @@ def test_dot_dot_in_a_shape_path_reaches_no_file(client: TestClient) -> None:
         assert client.get(path).status_code == 404
 
 
-def test_a_mesh_that_resolves_outside_the_pool_is_refused(
+def test_a_mesh_that_resolves_outside_the_pool_is_refused_without_naming_a_directory(
     client: TestClient, served_index: ServedIndex, tmp_path: Path
 ) -> None:
     mesh = served_index.pool / "chair" / "box.obj"
@@ -335,6 +335,7 @@ def test_a_mesh_that_resolves_outside_the_pool_is_refused(
         mesh.unlink()
         shutil.move(kept, mesh)
     assert status == 403 and "outside" in detail
+    assert str(served_index.pool) not in detail and str(tmp_path) not in detail  # issue #12: no server path
 
 
 # ---------------------------------------------------------------------------------------------------------- operations
