@@ -161,11 +161,6 @@ def decode_query(opened: OpenedQuery, image_size: int) -> PreparedQuery:
     return PreparedQuery(PhotoInput(photo_tensor, mask_tensor), decoded - started, time.perf_counter() - decoded)
 
 
-def prepare_query(query: Query, limits: ImageLimits, image_size: int) -> PreparedQuery:
-    """open_query and decode_query in one go, for callers that need no bound on decodes in flight."""
-    return decode_query(open_query(query, limits, image_size), image_size)
-
-
 def check_category(index: IndexVersion, category: str | None) -> None:
     if category is not None and category not in index.rows_by_category:
         known = ", ".join(index.categories) or "none (this index has no categories)"
