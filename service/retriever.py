@@ -257,10 +257,11 @@ class Retriever:
     ) -> Retrieval:
         started = time.perf_counter()
         image_size = self.encoder.image_size
-        with self.batcher.expecting():
-            opened = await asyncio.to_thread(open_query, query, self.limits, image_size)
-            async with self.decode_budget.reserve(opened.decode_pixels):
-                admitted = time.perf_counter()
+        opened = await asyncio.to_thread(open_query, query, self.limits, image_size)
+        async with self.decode_budget.reserve(opened.decode_pixels):
+            admitted = time.perf_counter()
+            # Announced only now: a batch may wait a few ms for a photo being decoded, not for one queued to be.
+            with self.batcher.expecting():
                 prepared = await asyncio.to_thread(decode_query, opened, image_size)
                 del opened  # the full-size pixels: freed before this request waits for the encoder
         try:
