@@ -13,7 +13,6 @@ import torch
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from photo2cad import __version__
 from photo2cad.device import pick_device
@@ -30,7 +29,7 @@ from photo2cad.service.metrics import RequestMetricsMiddleware, ServiceMetrics
 from photo2cad.service.retriever import Retriever
 from photo2cad.service.routes import admin, ops, retrieve, shapes
 from photo2cad.service.routes.page import STATIC, page_router
-from photo2cad.service.security import SecurityHeadersMiddleware
+from photo2cad.service.security import SecurityHeadersMiddleware, TrustedHosts
 from photo2cad.service.served_index import ReloadOutcome, ServedIndex, follows_current, load_initial, resolve_version
 from photo2cad.service.settings import LOOPBACK_HOSTS, ServiceSettings
 from photo2cad.service.state import ServiceState
@@ -210,7 +209,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.add_middleware(
         BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes, idle_timeout_s=settings.body_timeout_seconds
     )
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts(), www_redirect=False)
+    app.add_middleware(TrustedHosts, allowed_hosts=settings.trusted_hosts(), www_redirect=False)
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app

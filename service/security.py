@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
 from starlette.datastructures import MutableHeaders
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from photo2cad.service.errors import ApiKeyRequired
@@ -53,6 +54,21 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+# Probes of load balancers and orchestrators address the service by an IP the operator may not know in advance;
+# these two answers hold nothing a rebinding page could want.
+HEALTH_PATHS = ("/healthz", "/readyz")
+
+
+class TrustedHosts(TrustedHostMiddleware):
+    """Starlette's Host check (400 for a Host not allowed), except for the health probes."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("path") in HEALTH_PATHS:
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 api_key_header = APIKeyHeader(

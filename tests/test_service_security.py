@@ -56,6 +56,11 @@ def test_a_host_header_other_than_a_loopback_name_is_400(client: TestClient) -> 
     assert response.status_code == 400 and response.text == "Invalid host header"
 
 
+def test_health_probes_answer_whatever_the_host(client: TestClient) -> None:
+    for path in ("/healthz", "/readyz"):
+        assert client.get(path, headers={"Host": "10.1.2.3:8000"}).status_code == 200
+
+
 @pytest.mark.parametrize("host", ["localhost:8000", "127.0.0.1:8000", "[::1]:8000", "testserver"])
 def test_loopback_host_names_are_answered(client: TestClient, host: str) -> None:
     assert client.get("/healthz", headers={"Host": host}).status_code == 200
