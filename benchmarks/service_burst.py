@@ -118,7 +118,7 @@ async def burst(url: str, pid: int, kind: str, uploads: int, small: bytes) -> Bu
 
 
 def report(figures: BurstFigures) -> None:
-    latencies = np.array(figures.small_latencies or [0.0])
+    latencies = np.array(figures.small_latencies_ms or [0.0])
     back = figures.rss_after_10s_mb - figures.rss_idle_mb
     print(f"\n{figures.kind}: uploads of {figures.upload_bytes / 1e6:.2f} MB each, answers {figures.burst_statuses}")
     print(f"  burst answered in {figures.burst_seconds:.1f} s")
@@ -129,7 +129,7 @@ def report(figures: BurstFigures) -> None:
     )
     p95 = float(np.percentile(latencies, 95))
     print(
-        f"  small request during the burst: {len(figures.small_latencies)} answered, {figures.small_errors} errors, "
+        f"  small request during the burst: {len(figures.small_latencies_ms)} answered, {figures.small_errors} errors, "
         f"p50 {np.percentile(latencies, 50):.0f} ms, p95 {p95:.0f} ms, max {latencies.max():.0f} ms "
         f"(target p95 under 2000 ms: {'met' if p95 < 2000 else 'NOT met'})"
     )
