@@ -93,11 +93,19 @@ class OpenedImage:
     format: str
     what: str
 
+    compressed_bytes: int
+
     @property
     def decode_pixels(self) -> int:
         """Pixels decoding will produce: fewer than upright_size's for a JPEG drafted to a reduced scale."""
         width, height = self.image.size
         return width * height
+
+    @property
+    def decode_cost(self) -> int:
+        """What decoding costs, in pixels: those it produces, or the compressed bytes it reads when they are more. A
+        17 MB JPEG drafted to 1/8 scale produces few pixels, but its decoder still reads every byte."""
+        return max(self.decode_pixels, self.compressed_bytes)
 
 
 def _refused_format_name(head: bytes) -> str | None:
@@ -109,6 +117,10 @@ def _refused_format_name(head: bytes) -> str | None:
 
 
 def _orientation(image: Image.Image) -> int | None:
+    if image.format == "PNG" and "exif" not in image.info:
+        # Pillow's PNG getexif() decodes the whole image to look for an eXIf chunk after the pixels: 120 MB for a
+        # 40-megapixel PNG, before any budget could count it. An eXIf chunk before the pixels is in info already.
+        return None
     try:
         value = image.getexif().get(0x0112)
     except Exception:  # noqa: BLE001 - broken EXIF: exif_transpose will ignore it too
@@ -151,6 +163,7 @@ def open_image(source: ImageSource, what: str, limits: ImageLimits) -> OpenedIma
     head = file.read(32)
     if not head:
         raise BadImage(f"the {what} is empty (0 bytes)")
+    size = file.seek(0, io.SEEK_END)
     file.seek(0)
     try:
         image = Image.open(file, formats=list(ACCEPTED_FORMATS))
@@ -171,7 +184,7 @@ def open_image(source: ImageSource, what: str, limits: ImageLimits) -> OpenedIma
         raise BadImage(f"the {what} is corrupt: {err}") from err
     width, height = _upright_size(image)
     check_dimensions(width, height, what, limits)
-    return OpenedImage(image, (width, height), str(image.format), what)
+    return OpenedImage(image, (width, height), str(image.format), what, size)
 
 
 def draft_for(opened: OpenedImage, needed_longer_side: int, region: Box | None = None) -> None:

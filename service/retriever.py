@@ -63,8 +63,8 @@ class OpenedQuery:
     box: Box | None
 
     @property
-    def decode_pixels(self) -> int:
-        return self.photo.decode_pixels + (self.mask.decode_pixels if self.mask is not None else 0)
+    def decode_cost(self) -> int:
+        return self.photo.decode_cost + (self.mask.decode_cost if self.mask is not None else 0)
 
 
 @dataclass(frozen=True)
@@ -258,7 +258,7 @@ class Retriever:
         started = time.perf_counter()
         image_size = self.encoder.image_size
         opened = await asyncio.to_thread(open_query, query, self.limits, image_size)
-        async with self.decode_budget.reserve(opened.decode_pixels):
+        async with self.decode_budget.reserve(opened.decode_cost):
             admitted = time.perf_counter()
             # Announced only now: a batch may wait a few ms for a photo being decoded, not for one queued to be.
             with self.batcher.expecting():

@@ -246,7 +246,7 @@ def test_a_large_jpeg_is_decoded_at_a_reduced_scale() -> None:
     opened = open_image(image_bytes((2048, 1536), "JPEG"), "photo", ImageLimits(40_000_000, 32, 10.0))
     draft_for(opened, 256)
     assert opened.upright_size == (2048, 1536)
-    assert opened.decode_pixels == 256 * 192  # known before decoding: what the decode budget counts
+    assert opened.decode_pixels == 256 * 192  # known before decoding
     assert load_upright(opened).size == (256, 192)  # the decoder's 1/8 scale, still 256 px on the longer side
 
 

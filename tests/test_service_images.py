@@ -171,6 +171,23 @@ def test_an_avif_photo_is_decoded_upright(client: TestClient) -> None:
     assert post_photo(client, buffer.getvalue(), top_k=2).status_code == 200
 
 
+# ---------------------------------------------------------------------------------------------------- decode cost
+def test_reading_a_png_s_header_decodes_no_pixel() -> None:
+    opened = open_image(image_bytes((2000, 1500)), "photo", ImageLimits(40_000_000, 32, 10.0))
+    assert opened.image.tile  # still to decode: the decode budget counts it before it costs memory
+    assert opened.decode_cost == 2000 * 1500
+
+
+def test_a_jpeg_s_decode_cost_counts_the_bytes_its_decoder_reads() -> None:
+    noise = np.random.default_rng(0).integers(0, 256, (1500, 2000, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, format="JPEG", quality=95)
+    opened = open_image(buffer.getvalue(), "photo", ImageLimits(40_000_000, 32, 10.0))
+    draft_for(opened, 128)
+    assert opened.decode_pixels == 250 * 188  # 1/8 scale
+    assert opened.decode_cost == len(buffer.getvalue()) > 1_000_000
+
+
 # ---------------------------------------------------------------------------------------------------- box
 def test_a_box_ranks_as_the_photo_cropped_to_it(client: TestClient, render: Image.Image) -> None:
     scene = Image.new("RGB", (480, 360), (150, 110, 80))  # the object somewhere in a room
