@@ -92,8 +92,8 @@ class OpenedImage:
     upright_size: tuple[int, int]  # (width, height) as displayed, i.e. after the EXIF orientation
     format: str
     what: str
-
     compressed_bytes: int
+    orientation: int | None  # EXIF orientation as read from the header; loading follows it, never a later one
 
     @property
     def decode_pixels(self) -> int:
@@ -128,9 +128,9 @@ def _orientation(image: Image.Image) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def _upright_size(image: Image.Image) -> tuple[int, int]:
-    width, height = image.size
-    return (height, width) if _orientation(image) in {5, 6, 7, 8} else (width, height)
+def _upright_size(size: tuple[int, int], orientation: int | None) -> tuple[int, int]:
+    width, height = size
+    return (height, width) if orientation in {5, 6, 7, 8} else (width, height)
 
 
 def check_dimensions(width: int, height: int, what: str, limits: ImageLimits) -> None:
@@ -182,9 +182,10 @@ def open_image(source: ImageSource, what: str, limits: ImageLimits) -> OpenedIma
         ) from err
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise BadImage(f"the {what} is corrupt: {err}") from err
-    width, height = _upright_size(image)
+    orientation = _orientation(image)
+    width, height = _upright_size(image.size, orientation)
     check_dimensions(width, height, what, limits)
-    return OpenedImage(image, (width, height), str(image.format), what, size)
+    return OpenedImage(image, (width, height), str(image.format), what, size, orientation)
 
 
 def draft_for(opened: OpenedImage, needed_longer_side: int, region: Box | None = None) -> None:
@@ -204,7 +205,7 @@ def load_upright(opened: OpenedImage) -> Image.Image:
     of 40 megapixels is 120 MB)."""
     try:
         opened.image.load()
-        if opened.upright_size == opened.image.size and _orientation(opened.image) in (None, 1):
+        if opened.orientation in (None, 1):
             return opened.image
         return ImageOps.exif_transpose(opened.image)
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as err:
