@@ -209,3 +209,23 @@ def test_a_box_drawn_on_the_photo_is_searched_alone(
     in_the_box = [c.text for c in browser.find_elements(By.CSS_SELECTOR, "#results .result .id")]
     assert in_the_box != whole_photo  # the room around the object no longer counts
     assert browser.find_element(By.ID, "clear-box").is_enabled()
+
+
+def test_the_page_asks_for_the_api_key_a_service_needs_and_sends_it(
+    served_index: ServedIndex, browser: Any, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    if browser.viewport != "desktop":
+        pytest.skip("the key field is the same on a phone")
+    key = "a-long-random-api-key-for-the-page"
+    photo = tmp_path / "render.jpg"
+    photo.write_bytes(rendered_photo(served_index.root, "chair/box"))
+    with live_server(served_index.root, tmp_path / "server.log", {"PHOTO2CAD_API_KEY": key}) as keyed:
+        wait = open_page(browser, keyed.url)
+        key_field = browser.find_element(By.ID, "api-key")
+        assert key_field.is_displayed()
+        key_field.send_keys(key)
+        choose_photo(browser, photo)
+        wait.until(lambda d: d.execute_script(LOADED_THUMBNAILS) == 8)  # fetched with the key: <img> cannot send it
+        assert not browser.find_element(By.ID, "error").is_displayed()
