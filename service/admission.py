@@ -24,10 +24,9 @@ class InFlightLimit:
     """At most `limit` photos between arrival and answer; one more is refused with 503 and Retry-After at once,
     rather than queued behind work that would make its caller time out anyway."""
 
-    def __init__(self, limit: int, on_idle: Callable[[], None] | None = None) -> None:
+    def __init__(self, limit: int) -> None:
         self.limit = limit
         self.in_flight = 0
-        self._on_idle = on_idle  # called each time the last photo in flight is answered
 
     @contextlib.contextmanager
     def admit(self, photos: int = 1) -> Iterator[None]:
@@ -41,17 +40,14 @@ class InFlightLimit:
             yield
         finally:
             self.in_flight -= photos
-            if self.in_flight == 0 and self._on_idle is not None:
-                self._on_idle()
 
 
 class DecodeBudget:
     """Pixels decoded at once, across requests. A photo waits until its pixels fit in what is left; among those
     waiting, the smallest photo goes first, so a phone snapshot never queues behind a burst of 40-megapixel PNGs.
 
-    `after_burst` is called when the service has no photo in flight any more; if a burst of large decodes came
-    before, `on_idle` runs (off the event loop) and the service hands the freed memory back to the operating system:
-    the pixels, and the encoder's activations for the burst's batches, which are freed only after the last decode."""
+    When the last decode of a burst ends, `on_idle` runs (off the event loop): the service hands the freed memory
+    back to the operating system there."""
 
     def __init__(self, pixels: int, on_idle: Callable[[], None] | None = None, idle_after_pixels: int = 0) -> None:
         self.capacity = pixels
@@ -95,9 +91,7 @@ class DecodeBudget:
     def _release(self, cost: int) -> None:
         self.in_use -= cost
         self._grant()
-
-    def after_burst(self) -> None:
-        if self._on_idle is not None and self.in_use == 0 and self._decoded_since_idle > self._idle_after_pixels:
+        if self.in_use == 0 and self._on_idle is not None and self._decoded_since_idle > self._idle_after_pixels:
             self._decoded_since_idle = 0
             task = asyncio.get_running_loop().run_in_executor(None, self._on_idle)
             task.add_done_callback(_log_failure)

@@ -39,8 +39,8 @@ from photo2cad.weights.checkpoint import CheckpointError, read_header
 
 log = logging.getLogger(__name__)
 
-# Memory is handed back to the system when no photo is in flight any more after at least this many pixels were
-# decoded: a burst of large photos, not every phone snapshot.
+# Memory is handed back to the system when decoding goes idle after at least this many pixels: a burst of large
+# photos, not every phone snapshot.
 TRIM_AFTER_PIXELS = 20_000_000
 
 
@@ -121,7 +121,7 @@ def _load_state(settings: ServiceSettings, metrics: ServiceMetrics) -> ServiceSt
         limits,
         metrics,
         settings.rerank_factor,
-        InFlightLimit(settings.max_photos_in_flight, on_idle=decode_budget.after_burst),
+        InFlightLimit(settings.max_photos_in_flight),
         decode_budget,
     )
     return ServiceState(settings, encoder, served, batcher, metrics, limits, retriever)
