@@ -98,6 +98,16 @@ def build_test_index(workdir: Path, model_name: str) -> tuple[Path, Path]:
     return index, weights
 
 
+def index_and_weights(index: Path | None, weights: Path | None, model: str, workdir: Path) -> tuple[Path, Path]:
+    """The given index and its weights, or an index of a small demo catalogue built in `workdir` with `model`."""
+    if index is None:
+        print(f"building an index of a small catalogue with the {model} model ...", flush=True)
+        return build_test_index(workdir, model)
+    if weights is None:
+        raise SystemExit("--index needs --weights (the server and the bare forward timing load them)")
+    return index, weights
+
+
 def query_photo(index: Path, image: Path | None) -> bytes:
     """A 640 x 480 JPEG: a pool render placed on a light background, unless --image is given."""
     if image is not None:
@@ -260,13 +270,7 @@ def main() -> None:
     load = [round(x, 2) for x in os.getloadavg()]
     print(f"{os.cpu_count()} CPUs, load average before: {load} (other processes skew every figure)")
     with tempfile.TemporaryDirectory(prefix="photo2cad-load-") as tmp:
-        if args.index is None:
-            print(f"building an index of the test meshes with the {args.model} model ...", flush=True)
-            index, weights = build_test_index(Path(tmp), args.model)
-        else:
-            if args.weights is None:
-                parser.error("--index needs --weights (to time the bare encoder)")
-            index, weights = args.index, args.weights
+        index, weights = index_and_weights(args.index, args.weights, args.model, Path(tmp))
         photo = query_photo(index, args.image)
         forward_before = bare_forward_ms(weights, photo, threads)
         print(

@@ -22,6 +22,7 @@ from photo2cad import __version__
 from photo2cad.cli.demo import demo
 from photo2cad.cli.evaluate import eval_command
 from photo2cad.cli.index import index_app
+from photo2cad.cli.query import query
 from photo2cad.cli.serve import serve
 from photo2cad.cli.train import train_app
 from photo2cad.cli.weights import weights_app
@@ -50,6 +51,7 @@ app.add_typer(train_app, name="train")
 app.add_typer(weights_app, name="weights")
 app.command("eval")(eval_command)
 app.command("serve")(serve)
+app.command("query")(query)
 app.command("demo")(demo)
 
 

@@ -22,6 +22,7 @@ def serve(
     ),
     host: str | None = setting_option(ServiceSettings, "host", env_prefix=ENV),
     port: int | None = setting_option(ServiceSettings, "port", env_prefix=ENV),
+    allowed_hosts: str | None = setting_option(ServiceSettings, "allowed_hosts", env_prefix=ENV),
     device: str | None = setting_option(ServiceSettings, "device", env_prefix=ENV),
     batch_max_size: int | None = setting_option(ServiceSettings, "batch_max_size", env_prefix=ENV),
     batch_max_wait_ms: float | None = setting_option(ServiceSettings, "batch_max_wait_ms", env_prefix=ENV),
@@ -36,9 +37,12 @@ def serve(
 
     The encoder and the index load once at start; a new index version (`photo2cad index build` or `update` on the
     same directory) is validated and swapped in without a restart. Every setting also reads from its PHOTO2CAD_*
-    environment variable; the admin token (POST /admin/reload) is read only from PHOTO2CAD_ADMIN_TOKEN, so it never
-    shows in the process list. Upload and image limits: PHOTO2CAD_MAX_UPLOAD_BYTES, PHOTO2CAD_MAX_IMAGE_PIXELS,
-    PHOTO2CAD_MIN_IMAGE_SIDE, PHOTO2CAD_MAX_ASPECT_RATIO.
+    environment variable; the secrets are read only from the environment, so they never show in the process list:
+    PHOTO2CAD_ADMIN_TOKEN (enables POST /admin/reload) and PHOTO2CAD_API_KEY (required in X-API-Key by /retrieve and
+    /shapes when set). Listens on 127.0.0.1 only unless --host says otherwise; to expose it, put the reverse proxy of
+    docker/ in front. Limits: PHOTO2CAD_MAX_UPLOAD_BYTES, PHOTO2CAD_MAX_IMAGE_PIXELS, PHOTO2CAD_MIN_IMAGE_SIDE,
+    PHOTO2CAD_MAX_ASPECT_RATIO, PHOTO2CAD_MAX_PHOTOS_IN_FLIGHT, PHOTO2CAD_DECODE_PIXELS_IN_FLIGHT,
+    PHOTO2CAD_HEADER_TIMEOUT_SECONDS, PHOTO2CAD_BODY_TIMEOUT_SECONDS (docs/service.md lists them all).
     """
     from photo2cad.service.app import plan_startup
 
@@ -50,6 +54,7 @@ def serve(
             allow_weights_mismatch=allow_weights_mismatch or None,
             host=host,
             port=port,
+            allowed_hosts=allowed_hosts,
             device=device,
             batch_max_size=batch_max_size,
             batch_max_wait_ms=batch_max_wait_ms,
@@ -68,11 +73,13 @@ def run_service(settings: ServiceSettings, access_log: bool = True) -> None:
     import uvicorn
 
     from photo2cad.service.app import create_app
+    from photo2cad.service.transport import header_timeout_protocol
 
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
+        http=header_timeout_protocol(settings.header_timeout_seconds),
         limit_concurrency=settings.limit_concurrency,
         access_log=access_log,
         timeout_graceful_shutdown=10,

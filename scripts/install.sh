@@ -15,8 +15,9 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 APT_PACKAGES="libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libosmesa6"
-# Headless Chromium drives the service page's browser test (skipped where it is missing).
-APT_TEST_PACKAGES="chromium chromium-driver"
+# Headless Chromium drives the service page's browser test; nginx is the reverse proxy of docker/, whose config
+# tests/test_service_proxy.py runs against a real `photo2cad serve` (both skipped where missing; CI requires them).
+APT_TEST_PACKAGES="chromium chromium-driver nginx-light"
 
 if command -v apt-get >/dev/null 2>&1; then
   wanted="$APT_PACKAGES"

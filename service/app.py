@@ -11,12 +11,15 @@ from pathlib import Path
 
 import torch
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from photo2cad import __version__
 from photo2cad.device import pick_device
 from photo2cad.indexer import IndexVersion, layout
 from photo2cad.indexer.manifest import Manifest
 from photo2cad.indexer.vector_search import gpu_available
+from photo2cad.service.admission import DecodeBudget, InFlightLimit, return_freed_memory
 from photo2cad.service.batcher import MicroBatcher
 from photo2cad.service.encoder import QueryEncoder, choose_weights, compatibility_problems
 from photo2cad.service.errors import ServiceConfigError, install_error_handlers
@@ -25,14 +28,20 @@ from photo2cad.service.limits import BodySizeLimitMiddleware
 from photo2cad.service.metrics import RequestMetricsMiddleware, ServiceMetrics
 from photo2cad.service.retriever import Retriever
 from photo2cad.service.routes import admin, ops, retrieve, shapes
-from photo2cad.service.routes.page import page_router
+from photo2cad.service.routes.page import STATIC, page_router
+from photo2cad.service.security import SecurityHeadersMiddleware, TrustedHosts
 from photo2cad.service.served_index import ReloadOutcome, ServedIndex, follows_current, load_initial, resolve_version
-from photo2cad.service.settings import ServiceSettings
+from photo2cad.service.settings import LOOPBACK_HOSTS, ServiceSettings
 from photo2cad.service.state import ServiceState
+from photo2cad.service.transport import HeadAsGetMiddleware
 from photo2cad.shapes.meshes import file_checksum
 from photo2cad.weights.checkpoint import CheckpointError, read_header
 
 log = logging.getLogger(__name__)
+
+# Memory is handed back to the system when decoding goes idle after at least this many pixels: a burst of large
+# photos, not every phone snapshot.
+TRIM_AFTER_PIXELS = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -102,8 +111,69 @@ def _load_state(settings: ServiceSettings, metrics: ServiceMetrics) -> ServiceSt
         plan.weights,
         device,
     )
-    retriever = Retriever(encoder, batcher, served, limits, metrics, settings.rerank_factor)
+    decode_budget = DecodeBudget(
+        settings.decode_pixels_in_flight, on_idle=return_freed_memory, idle_after_pixels=TRIM_AFTER_PIXELS
+    )
+    retriever = Retriever(
+        encoder,
+        batcher,
+        served,
+        limits,
+        metrics,
+        settings.rerank_factor,
+        InFlightLimit(settings.max_photos_in_flight),
+        decode_budget,
+    )
     return ServiceState(settings, encoder, served, batcher, metrics, limits, retriever)
+
+
+@contextlib.asynccontextmanager
+async def running_service(settings: ServiceSettings, metrics: ServiceMetrics) -> AsyncIterator[ServiceState]:
+    """Encoder and index loaded, batcher (and index watcher) running, until the block ends: the app's lifespan, and
+    `photo2cad query` without a server."""
+    # Process-wide, so set before the encoder's thread starts (it takes the count then) and restored at shutdown
+    # (tests build many apps in one process). Two threads on two cores stall for whole scheduler slices whenever a
+    # third thread (decoding, the event loop, another process) runs: docs/service.md.
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(settings.encoder_threads())
+    try:
+        try:
+            state = await asyncio.to_thread(_load_state, settings, metrics)
+        except ServiceConfigError as err:
+            log.error("cannot start: %s", err)
+            raise
+        state.batcher.start()
+        watcher = None
+        if follows_current(settings.index) and settings.reload_poll_seconds > 0:
+            watcher = asyncio.create_task(state.served.watch(settings.reload_poll_seconds), name="index-watcher")
+        try:
+            yield state
+        finally:
+            state.ready = False
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+            await state.batcher.stop()
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def warn_about_exposure(settings: ServiceSettings) -> None:
+    if settings.host in ("127.0.0.1", "localhost", "::1"):
+        return
+    if settings.api_key is None:
+        log.warning(
+            "listening on %s without an API key: anyone who reaches it can query and download every mesh "
+            "(set PHOTO2CAD_API_KEY, and put the proxy of docker/ in front)",
+            settings.host,
+        )
+    if list(settings.allowed_hosts) == list(LOOPBACK_HOSTS):
+        log.warning(
+            "listening on %s but answering only Host headers %s: set PHOTO2CAD_ALLOWED_HOSTS to the names clients use",
+            settings.host,
+            ", ".join(settings.trusted_hosts()),
+        )
 
 
 def create_app(settings: ServiceSettings) -> FastAPI:
@@ -111,41 +181,20 @@ def create_app(settings: ServiceSettings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Process-wide, so set before the encoder's thread starts (it takes the count then) and restored at
-        # shutdown (tests build many apps in one process). Two threads on two cores stall for whole scheduler
-        # slices whenever a third thread (decoding, the event loop, another process) runs: docs/service.md.
-        threads_before = torch.get_num_threads()
-        torch.set_num_threads(settings.encoder_threads())
-        try:
-            try:
-                state = await asyncio.to_thread(_load_state, settings, metrics)
-            except ServiceConfigError as err:
-                log.error("cannot start: %s", err)
-                raise
-            state.batcher.start()
-            watcher = None
-            if follows_current(settings.index) and settings.reload_poll_seconds > 0:
-                watcher = asyncio.create_task(state.served.watch(settings.reload_poll_seconds), name="index-watcher")
+        warn_about_exposure(settings)
+        async with running_service(settings, metrics) as state:
             app.state.service = state
-            try:
-                yield
-            finally:
-                state.ready = False
-                if watcher is not None:
-                    watcher.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await watcher
-                await state.batcher.stop()
-        finally:
-            torch.set_num_threads(threads_before)
+            yield
 
-    app = FastAPI(
+    # FastAPIOffline: /docs and /redoc with their scripts served from the installed package, not a CDN.
+    app = FastAPIOffline(
         title="photo2cad",
         version=__version__,
         summary="Photo in, ranked 3D CAD models out.",
         lifespan=lifespan,
     )
     app.state.metrics = metrics
+    app.state.api_key = settings.api_key
     install_error_handlers(app)
     app.include_router(retrieve.router)
     app.include_router(shapes.router)
@@ -153,8 +202,15 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     if settings.admin_token is not None:
         app.include_router(admin.router)
     app.include_router(page_router())
-    # Added last = outermost: the metrics see the 413s the body limit answers before any route runs.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # Each added one wraps those before it: the metrics, outermost, see every answer, including the 400 for an
+    # untrusted Host.
+    app.add_middleware(HeadAsGetMiddleware)
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=settings.max_upload_bytes, idle_timeout_s=settings.body_timeout_seconds
+    )
+    app.add_middleware(TrustedHosts, allowed_hosts=settings.trusted_hosts(), www_redirect=False)
+    app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     return app
 

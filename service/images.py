@@ -1,43 +1,56 @@
 """Uploaded bytes -> a decoded photo (or mask), refusing with a reason whatever the encoder should never see.
 
 Nothing here trusts the client: the declared content type is ignored (the bytes are sniffed), the pixel count is
-checked from the header before any pixel is decoded, and only JPEG, PNG and WebP decoders are ever run.
+checked from the header before any pixel is decoded, and only the decoders of the accepted formats ever run.
+
+Two steps, so that the caller can bound memory between them: `open_image` reads the header only (cheap: format,
+size, EXIF orientation, how many pixels decoding will produce) and `load_upright` decodes. Pixels that are not 8-bit
+RGB (16-bit grey, transparency, palettes) are turned into what the network was trained on by `flatten_photo` and
+`binary_mask`, never silently clipped or dropped.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import re
 from dataclasses import dataclass
+from typing import BinaryIO
 
-from PIL import Image, UnidentifiedImageError
+import numpy as np
+import pi_heif
+from PIL import Image, ImageOps, UnidentifiedImageError
 
+from photo2cad.models.preprocess import PAD_COLOUR
 from photo2cad.service.errors import BadImage, ImageTooLarge, UnsupportedImage
 
-# Pillow's JPEG opener also opens MPO (a JPEG with more pictures appended, as many phones write) and names it so.
-ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP")
-ACCEPTED_NAMES = "JPEG, PNG or WebP"
+# HEIC/HEIF (iPhones' default) through pi-heif's decoder-only plugin; AVIF through Pillow's own plugin.
+pi_heif.register_heif_opener()
 
-# Only to name a refused format in the message; the decoders of these formats are never run.
+# Pillow's JPEG opener also opens MPO (a JPEG with more pictures appended, as many phones write) and names it so.
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF", "AVIF")
+ACCEPTED_NAMES = "JPEG, PNG, WebP, HEIC or AVIF"
+ACCEPTED_MEDIA_TYPES = ("image/jpeg", "image/png", "image/webp", "image/heic", "image/heif", "image/avif")
+
+# Only to name a refused format in the message (with the article it is spoken with); their decoders never run.
 _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
-    (0, b"GIF87a", "GIF"),
-    (0, b"GIF89a", "GIF"),
-    (0, b"BM", "BMP"),
-    (0, b"II*\x00", "TIFF"),
-    (0, b"MM\x00*", "TIFF"),
-    (0, b"%PDF", "PDF"),
-    (0, b"\x00\x00\x01\x00", "ICO"),
-    (4, b"ftypheic", "HEIC"),
-    (4, b"ftypheix", "HEIC"),
-    (4, b"ftypmif1", "HEIF"),
-    (4, b"ftypavif", "AVIF"),
-    (0, b"\xff\x0a", "JPEG XL"),
-    (0, b"<svg", "SVG"),
-    (0, b"<?xml", "SVG/XML"),
+    (0, b"GIF87a", "a GIF"),
+    (0, b"GIF89a", "a GIF"),
+    (0, b"BM", "a BMP"),
+    (0, b"II*\x00", "a TIFF"),
+    (0, b"MM\x00*", "a TIFF"),
+    (0, b"%PDF", "a PDF"),
+    (0, b"\x00\x00\x01\x00", "an ICO"),
+    (0, b"\xff\x0a", "a JPEG XL"),
+    (0, b"<svg", "an SVG"),
+    (0, b"<?xml", "an SVG/XML"),
 )
 
-_ORIENTATION_TAG = 0x0112
-_SWAPS_SIDES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
+# Alpha at or above this counts as object when a transparent photo's alpha becomes its mask: half-opaque, so that the
+# faint shadows and halos cut-out tools leave around an object do not count as object.
+ALPHA_OBJECT_THRESHOLD = 128
+
+ImageSource = bytes | BinaryIO  # the upload: its bytes, or a file holding them (a spooled upload, a file on disk)
 
 
 @dataclass(frozen=True)
@@ -48,27 +61,76 @@ class ImageLimits:
 
 
 @dataclass(frozen=True)
-class DecodedImage:
-    image: Image.Image  # pixels loaded; EXIF orientation not yet applied (preprocessing applies it)
+class Box:
+    """A rectangle in pixels of the photo as displayed (after EXIF rotation): left, top, width, height."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+
+    @classmethod
+    def parse(cls, text: str) -> Box:
+        """ "x,y,w,h" (non-negative integers, w and h at least 1) -> Box; ValueError saying what is wrong."""
+        parts = [part.strip() for part in text.split(",")]
+        if len(parts) != 4 or not all(part.isdigit() for part in parts):
+            raise ValueError(f"box must be four non-negative integers x,y,w,h (pixels of the photo), not {text!r}")
+        left, top, width, height = (int(part) for part in parts)
+        if width < 1 or height < 1:
+            raise ValueError(f"box {text!r} has no area: its width and height must be at least 1")
+        return cls(left, top, width, height)
+
+    def __str__(self) -> str:
+        return f"{self.left},{self.top},{self.width},{self.height}"
+
+
+@dataclass(frozen=True)
+class OpenedImage:
+    """A header that passed every check; pixels not decoded yet."""
+
+    image: Image.Image
     upright_size: tuple[int, int]  # (width, height) as displayed, i.e. after the EXIF orientation
     format: str
+    what: str
+    compressed_bytes: int
+    orientation: int | None  # EXIF orientation as read from the header; loading follows it, never a later one
+
+    @property
+    def decode_pixels(self) -> int:
+        """Pixels decoding will produce: fewer than upright_size's for a JPEG drafted to a reduced scale."""
+        width, height = self.image.size
+        return width * height
+
+    @property
+    def decode_cost(self) -> int:
+        """What decoding costs, in pixels: those it produces, or the compressed bytes it reads when they are more. A
+        17 MB JPEG drafted to 1/8 scale produces few pixels, but its decoder still reads every byte."""
+        return max(self.decode_pixels, self.compressed_bytes)
 
 
-def _refused_format_name(data: bytes) -> str | None:
-    head = data[:32].lstrip() if data[:1].isspace() else data[:32]
+def _refused_format_name(head: bytes) -> str | None:
+    head = head.lstrip() if head[:1].isspace() else head
     for offset, signature, name in _SIGNATURES:
         if head[offset : offset + len(signature)] == signature:
             return name
     return None
 
 
-def _upright_size(image: Image.Image) -> tuple[int, int]:
-    width, height = image.size
+def _orientation(image: Image.Image) -> int | None:
+    if image.format == "PNG" and "exif" not in image.info:
+        # Pillow's PNG getexif() decodes the whole image to look for an eXIf chunk after the pixels: 120 MB for a
+        # 40-megapixel PNG, before any budget could count it. An eXIf chunk before the pixels is in info already.
+        return None
     try:
-        orientation = image.getexif().get(_ORIENTATION_TAG)
+        value = image.getexif().get(0x0112)
     except Exception:  # noqa: BLE001 - broken EXIF: exif_transpose will ignore it too
-        return width, height
-    return (height, width) if orientation in _SWAPS_SIDES else (width, height)
+        return None
+    return value if isinstance(value, int) else None
+
+
+def _upright_size(size: tuple[int, int], orientation: int | None) -> tuple[int, int]:
+    width, height = size
+    return (height, width) if orientation in {5, 6, 7, 8} else (width, height)
 
 
 def check_dimensions(width: int, height: int, what: str, limits: ImageLimits) -> None:
@@ -88,20 +150,27 @@ def check_dimensions(width: int, height: int, what: str, limits: ImageLimits) ->
         )
 
 
-def decode_image(data: bytes, what: str, limits: ImageLimits, draft_side: int | None = None) -> DecodedImage:
-    """Decode `data` as a JPEG, PNG or WebP within `limits`; `what` ("photo", "mask") names it in errors.
+def _as_file(source: ImageSource) -> BinaryIO:
+    if isinstance(source, bytes):
+        return io.BytesIO(source)
+    source.seek(0)
+    return source
 
-    `draft_side` lets the JPEG decoder scale down by 2, 4 or 8 while decoding (never below `draft_side` on the
-    shorter side): a 12-megapixel photo decodes several times faster and the encoder sees the same letterboxed image.
-    """
-    if not data:
+
+def open_image(source: ImageSource, what: str, limits: ImageLimits) -> OpenedImage:
+    """Read the header of `source` as one of the accepted formats and check its size; `what` names it in errors."""
+    file = _as_file(source)
+    head = file.read(32)
+    if not head:
         raise BadImage(f"the {what} is empty (0 bytes)")
+    size = file.seek(0, io.SEEK_END)
+    file.seek(0)
     try:
-        image = Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS))
+        image = Image.open(file, formats=list(ACCEPTED_FORMATS))
     except UnidentifiedImageError as err:
-        name = _refused_format_name(data)
+        name = _refused_format_name(head)
         if name is not None:
-            raise UnsupportedImage(f"the {what} is a {name} image; send a {ACCEPTED_NAMES} image") from err
+            raise UnsupportedImage(f"the {what} is {name} image; send a {ACCEPTED_NAMES} image") from err
         raise UnsupportedImage(f"the {what} is not a {ACCEPTED_NAMES} image") from err
     except Image.DecompressionBombError as err:
         # Pillow's own guard (twice its global limit, ~179 MP) fires inside open(), before ours can; same answer.
@@ -111,21 +180,98 @@ def decode_image(data: bytes, what: str, limits: ImageLimits, draft_side: int | 
             f"the {what} has {count} pixels, more than the limit of {limits.max_pixels:,} "
             "(PHOTO2CAD_MAX_IMAGE_PIXELS); send a smaller image"
         ) from err
-    except (OSError, SyntaxError, ValueError) as err:
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise BadImage(f"the {what} is corrupt: {err}") from err
-
-    width, height = _upright_size(image)
+    orientation = _orientation(image)
+    width, height = _upright_size(image.size, orientation)
     check_dimensions(width, height, what, limits)
-    if draft_side is not None and image.format in ("JPEG", "MPO"):
-        image.draft(None, (draft_side, draft_side))
+    return OpenedImage(image, (width, height), str(image.format), what, size, orientation)
+
+
+def draft_for(opened: OpenedImage, needed_longer_side: int, region: Box | None = None) -> None:
+    """Let a JPEG decode at 1/2, 1/4 or 1/8 scale where the region used (the box, else the whole photo) still keeps
+    `needed_longer_side` pixels on its longer side: a 12-megapixel photo decodes several times faster, in a fraction
+    of the memory, and the encoder sees the same letterboxed image. Other formats decode at full size."""
+    if opened.format not in ("JPEG", "MPO"):
+        return
+    longer = max(region.width, region.height) if region is not None else max(opened.upright_size)
+    scale = min(1.0, needed_longer_side / longer)
+    width, height = opened.image.size  # as stored: the same scale applies whatever the orientation
+    opened.image.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
+
+
+def load_upright(opened: OpenedImage) -> Image.Image:
+    """Decode the pixels and apply the EXIF orientation (the decoded image itself when it is upright already: a copy
+    of 40 megapixels is 120 MB)."""
     try:
-        image.load()
+        opened.image.load()
+        if opened.orientation in (None, 1):
+            return opened.image
+        return ImageOps.exif_transpose(opened.image)
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as err:
-        raise BadImage(f"the {what} is truncated or corrupt ({err}); send the whole file") from err
-    return DecodedImage(image, (width, height), str(image.format))
+        raise BadImage(f"the {opened.what} is truncated or corrupt ({err}); send the whole file") from err
 
 
-def check_mask_fits(photo: DecodedImage, mask: DecodedImage) -> None:
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """16- and 32-bit integer grey -> 8-bit grey by its high byte (Pillow's own conversion clips at 255: white)."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        values = np.asarray(image).astype(np.uint32)
+        return Image.fromarray((values >> 8).clip(0, 255).astype(np.uint8), mode="L")
+    return image
+
+
+def flatten_photo(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
+    """An upright decoded photo -> (8-bit RGB, its alpha as a 0/255 object mask, or None when it has none).
+
+    Transparent pixels are composited onto white, the background of the pool renders the shapes were embedded from,
+    instead of showing the network whatever colour the file stores under them."""
+    image = _to_8bit(image)
+    if not image.has_transparency_data:
+        return (image if image.mode == "RGB" else image.convert("RGB")), None
+    rgba = image.convert("RGBA")
+    alpha = rgba.getchannel("A")
+    if alpha.getextrema()[0] == 255:  # an alpha channel, all opaque: nothing to composite, no mask in it
+        return rgba.convert("RGB"), None
+    background = Image.new("RGBA", rgba.size, (*PAD_COLOUR, 255))
+    flat = Image.alpha_composite(background, rgba).convert("RGB")
+    return flat, alpha.point(lambda a: 255 if a >= ALPHA_OBJECT_THRESHOLD else 0)
+
+
+def binary_mask(image: Image.Image) -> Image.Image:
+    """An upright decoded mask in any mode -> 0/255 grey: a non-zero pixel is object, as the API documents."""
+    image = _to_8bit(image)
+    if image.mode == "P":
+        image = image.convert("RGBA" if image.has_transparency_data else "RGB")
+    values = np.asarray(image)
+    is_object = values.any(axis=2) if values.ndim == 3 else values != 0
+    return Image.fromarray(np.where(is_object, 255, 0).astype(np.uint8), mode="L")
+
+
+def check_box_inside(box: Box, size: tuple[int, int], limits: ImageLimits) -> None:
+    width, height = size
+    if box.left + box.width > width or box.top + box.height > height:
+        raise BadImage(
+            f"the box {box} (x,y,w,h) reaches outside the photo, which is {width} x {height} px as displayed"
+        )
+    check_dimensions(box.width, box.height, "box", limits)
+
+
+def crop_to_box(image: Image.Image, box: Box, upright_size: tuple[int, int]) -> Image.Image:
+    """Crop a decoded image (possibly at a reduced scale) to `box`, given in pixels of the full upright photo."""
+    scale_x, scale_y = image.width / upright_size[0], image.height / upright_size[1]
+    left, top = round(box.left * scale_x), round(box.top * scale_y)
+    right = max(left + 1, round((box.left + box.width) * scale_x))
+    bottom = max(top + 1, round((box.top + box.height) * scale_y))
+    return image.crop((left, top, right, bottom))
+
+
+def shrink(image: Image.Image, longer_side: int) -> Image.Image:
+    """Reduce by an integer factor (box filter) while the longer side stays at least `longer_side`."""
+    factor = max(image.size) // longer_side
+    return image.reduce(factor) if factor >= 2 else image
+
+
+def check_mask_fits(photo: OpenedImage, mask: OpenedImage) -> None:
     if mask.upright_size != photo.upright_size:
         pw, ph = photo.upright_size
         mw, mh = mask.upright_size

@@ -10,7 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # From a cache-warm thumbnail (sub-millisecond) to a ResNet34 batch on a busy CPU (seconds).
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-STAGES = ("decode", "preprocess", "queue", "encode", "search", "rerank", "total")
+STAGES = ("decode_wait", "decode", "preprocess", "queue", "encode", "search", "rerank", "total")
 
 
 class ServiceMetrics:
@@ -33,7 +33,7 @@ class ServiceMetrics:
         )
         self.stage_seconds = Histogram(
             "photo2cad_retrieve_stage_seconds",
-            "Time a /retrieve request spent in each stage (queue: waiting for the encoder)",
+            "Time a photo spent in each stage (decode_wait: for pixels to decode in; queue: for the encoder)",
             ["stage"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
@@ -86,6 +86,7 @@ class RequestMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        method = scope["method"]  # as asked: HEAD is answered as a GET inside
         status = 500
 
         async def send_and_record(message: Message) -> None:
@@ -99,5 +100,5 @@ class RequestMetricsMiddleware:
         finally:
             # The route template, not the path: shape ids must not become label values.
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.requests.labels(route, method, str(status)).inc()
             self.metrics.request_seconds.labels(route).observe(time.perf_counter() - started)

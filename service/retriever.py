@@ -8,24 +8,63 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from urllib.parse import quote
 
 import numpy as np
+from PIL import Image
 
 from photo2cad.indexer import IndexVersion
 from photo2cad.indexer.manifest import ShapeEntry
 from photo2cad.models.preprocess import mask_to_tensor, photo_to_tensor
+from photo2cad.service.admission import DecodeBudget, InFlightLimit
 from photo2cad.service.batcher import BatcherStopped, MicroBatcher
 from photo2cad.service.encoder import PhotoInput, QueryEncoder
-from photo2cad.service.errors import BadImage, NotReady, UnknownCategory
-from photo2cad.service.images import ImageLimits, check_mask_fits, decode_image
+from photo2cad.service.errors import BadImage, NotReady, ServiceError, UnknownCategory
+from photo2cad.service.images import (
+    Box,
+    ImageLimits,
+    ImageSource,
+    OpenedImage,
+    binary_mask,
+    check_box_inside,
+    check_mask_fits,
+    crop_to_box,
+    draft_for,
+    flatten_photo,
+    load_upright,
+    open_image,
+    shrink,
+)
 from photo2cad.service.metrics import ServiceMetrics
 from photo2cad.service.served_index import ServedIndex
 
 # (query (D,), candidates' view embeddings (N, V, D)) -> (N,) scores
 Reranker = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Query:
+    """One photo to rank, as uploaded: optional object mask (same size; non-zero = object) and box to crop to."""
+
+    photo: ImageSource
+    mask: ImageSource | None = None
+    box: Box | None = None
+
+
+@dataclass(frozen=True)
+class OpenedQuery:
+    """A query whose headers passed every check; nothing decoded yet."""
+
+    photo: OpenedImage
+    mask: OpenedImage | None
+    box: Box | None
+
+    @property
+    def decode_cost(self) -> int:
+        return self.photo.decode_cost + (self.mask.decode_cost if self.mask is not None else 0)
 
 
 @dataclass(frozen=True)
@@ -62,24 +101,63 @@ class Retrieval:
     shapes: list[RetrievedShape]  # best first
     reranked: bool
     batch_size: int  # photos embedded together with this one
-    seconds: dict[str, float]  # per stage (decode, preprocess, queue, encode, search, rerank) and total
+    seconds: dict[str, float]  # per stage (decode_wait, decode, preprocess, queue, encode, search, rerank) and total
 
 
-def prepare_query(photo: bytes, mask: bytes | None, limits: ImageLimits, image_size: int) -> PreparedQuery:
-    """Decode and check the photo (and mask), then letterbox them exactly as training did."""
-    started = time.perf_counter()
-    # 2x the input side keeps the JPEG draft decoder's downscaling well above what letterboxing throws away.
-    decoded_photo = decode_image(photo, "photo", limits, draft_side=2 * image_size)
-    decoded_mask = None
+@dataclass(frozen=True)
+class BatchRetrieval:
+    index_version: str
+    answers: list[Retrieval | ServiceError]  # one per query, in order
+
+
+def open_query(query: Query, limits: ImageLimits, image_size: int) -> OpenedQuery:
+    """Read and check the headers of the photo and mask, and the box against them; decoding is planned, not done."""
+    photo = open_image(query.photo, "photo", limits)
+    mask = open_image(query.mask, "mask", limits) if query.mask is not None else None
     if mask is not None:
-        decoded_mask = decode_image(mask, "mask", limits)
-        check_mask_fits(decoded_photo, decoded_mask)
+        check_mask_fits(photo, mask)
+    if query.box is not None:
+        check_box_inside(query.box, photo.upright_size, limits)
+    # 2x the input side keeps the JPEG draft decoder's downscaling well above what letterboxing throws away.
+    for opened in (photo, mask):
+        if opened is not None:
+            draft_for(opened, 2 * image_size, query.box)
+    return OpenedQuery(photo, mask, query.box)
+
+
+def _object_mask(opened: OpenedQuery, alpha: Image.Image | None) -> Image.Image | None:
+    """The mask sent, else the photo's own alpha, else None (the network's mask head decides)."""
+    if opened.mask is None:
+        return alpha
+    mask = binary_mask(load_upright(opened.mask))
+    if mask.getextrema()[1] == 0:
+        raise BadImage("the mask is empty: no pixel is non-zero (non-zero = object); send a mask that marks the object")
+    return mask
+
+
+def decode_query(opened: OpenedQuery, image_size: int) -> PreparedQuery:
+    """Decode, crop to the box, and letterbox the photo (and mask) exactly as training did."""
+    started = time.perf_counter()
+    photo, alpha = flatten_photo(load_upright(opened.photo))
+    if alpha is not None and alpha.getextrema()[1] == 0:
+        raise BadImage("the photo is fully transparent: nothing in it can be matched")
+    mask = _object_mask(opened, alpha)
+    if opened.box is not None:
+        photo = crop_to_box(photo, opened.box, opened.photo.upright_size)
+        if mask is not None:
+            mask = crop_to_box(mask, opened.box, opened.photo.upright_size)
+            if mask.getextrema()[1] == 0:
+                raise BadImage(f"the box {opened.box} holds no object pixel of the mask; draw it around the object")
+    photo = shrink(photo, 2 * image_size)
+    mask = shrink(mask, 2 * image_size) if mask is not None else None
     decoded = time.perf_counter()
-    try:
-        photo_tensor = photo_to_tensor(decoded_photo.image, image_size)
-        mask_tensor = mask_to_tensor(decoded_mask.image, image_size) if decoded_mask is not None else None
-    except (ValueError, OSError) as err:  # a pixel mode Pillow decodes but cannot convert
-        raise BadImage(f"the photo or mask cannot be converted to RGB / grey: {err}") from err
+    photo_tensor = photo_to_tensor(photo, image_size)
+    mask_tensor = mask_to_tensor(mask, image_size) if mask is not None else None
+    if mask_tensor is not None and not mask_tensor.any():
+        raise BadImage(
+            f"the object in the mask is too small to be seen at the encoder's {image_size} x {image_size} px input; "
+            "send a mask (or a box) in which the object is larger"
+        )
     return PreparedQuery(PhotoInput(photo_tensor, mask_tensor), decoded - started, time.perf_counter() - decoded)
 
 
@@ -111,15 +189,25 @@ def rank_shapes(
     return Ranking(ranked, searched - started, time.perf_counter() - searched)
 
 
-def shape_urls(root_path: str, shape_id: str) -> tuple[str, str]:
-    """(thumbnail URL, mesh URL), relative to the server so they work behind a proxy's path prefix too."""
-    base = f"{root_path}/shapes/{quote(shape_id, safe='/')}"
-    return f"{base}/thumbnail", f"{base}/mesh"
+@dataclass(frozen=True)
+class ShapeLinks:
+    thumbnail_url: str
+    mesh_url: str
+    glb_url: str
+    mesh_format: str  # the original file's extension, lower case, without the dot
+
+
+def shape_links(root_path: str, entry: ShapeEntry) -> ShapeLinks:
+    """URLs relative to the server, so that they work behind a proxy's path prefix too."""
+    base = f"{root_path}/shapes/{quote(entry.shape_id, safe='/')}"
+    mesh_format = PurePosixPath(entry.source_path).suffix.lower().lstrip(".")
+    return ShapeLinks(f"{base}/thumbnail", f"{base}/mesh", f"{base}/glb", mesh_format)
 
 
 class Retriever:
-    """One photo in, ranked shapes of the index version serving when it arrived out; decoding and search run off
-    the event loop, encoding in the batcher's thread together with concurrent requests' photos."""
+    """Photos in, ranked shapes of the index version serving when they arrived out; decoding and search run off the
+    event loop, encoding in the batcher's thread together with concurrent requests' photos. The HTTP routes and the
+    `photo2cad query` command both go through it."""
 
     def __init__(
         self,
@@ -129,6 +217,8 @@ class Retriever:
         limits: ImageLimits,
         metrics: ServiceMetrics,
         rerank_factor: int,
+        in_flight: InFlightLimit,
+        decode_budget: DecodeBudget,
     ) -> None:
         self.encoder = encoder
         self.batcher = batcher
@@ -136,15 +226,44 @@ class Retriever:
         self.limits = limits
         self.metrics = metrics
         self.rerank_factor = rerank_factor
+        self.in_flight = in_flight
+        self.decode_budget = decode_budget
 
-    async def retrieve(
-        self, photo: bytes, mask: bytes | None, top_k: int, category: str | None = None, rerank: bool = False
-    ) -> Retrieval:
-        started = time.perf_counter()
+    async def retrieve(self, query: Query, top_k: int, category: str | None = None, rerank: bool = False) -> Retrieval:
         index = self.served.current  # this request's version, whatever reload happens meanwhile
         check_category(index, category)
-        with self.batcher.expecting():
-            prepared = await asyncio.to_thread(prepare_query, photo, mask, self.limits, self.encoder.image_size)
+        with self.in_flight.admit():
+            return await self._retrieve(index, query, top_k, category, rerank)
+
+    async def retrieve_many(
+        self, queries: Sequence[Query], top_k: int, category: str | None = None, rerank: bool = False
+    ) -> BatchRetrieval:
+        """Each query's retrieval, or the reason it was refused; one refused photo does not fail the others."""
+        index = self.served.current  # one version for the whole batch
+        check_category(index, category)
+        with self.in_flight.admit(len(queries)):
+            answers = await asyncio.gather(
+                *(self._retrieve(index, query, top_k, category, rerank) for query in queries), return_exceptions=True
+            )
+        kept: list[Retrieval | ServiceError] = []
+        for answer in answers:
+            if isinstance(answer, BaseException) and not isinstance(answer, ServiceError):
+                raise answer  # a bug or a shutdown, not a refused photo
+            kept.append(answer)
+        return BatchRetrieval(index.name, kept)
+
+    async def _retrieve(
+        self, index: IndexVersion, query: Query, top_k: int, category: str | None, rerank: bool
+    ) -> Retrieval:
+        started = time.perf_counter()
+        image_size = self.encoder.image_size
+        opened = await asyncio.to_thread(open_query, query, self.limits, image_size)
+        async with self.decode_budget.reserve(opened.decode_cost):
+            admitted = time.perf_counter()
+            # Announced only now: a batch may wait a few ms for a photo being decoded, not for one queued to be.
+            with self.batcher.expecting():
+                prepared = await asyncio.to_thread(decode_query, opened, image_size)
+                del opened  # the full-size pixels: freed before this request waits for the encoder
         try:
             encoded = await self.batcher.submit(prepared.encoder_input)
         except BatcherStopped as err:
@@ -154,6 +273,7 @@ class Retriever:
             rank_shapes, index, encoded.result, top_k, category, reranker, self.rerank_factor
         )
         seconds = {
+            "decode_wait": admitted - started,
             "decode": prepared.decode_s,
             "preprocess": prepared.preprocess_s,
             "queue": encoded.queued_s,

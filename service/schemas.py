@@ -8,21 +8,18 @@ from typing import Literal
 from fastapi import UploadFile
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from photo2cad.service.images import Box
+
 TOP_K_DEFAULT = 10
 TOP_K_MAX = 100
+PHOTO_FORMATS = "JPEG, PNG, WebP, HEIC/HEIF or AVIF (the bytes decide, not the declared type)"
 
 
-class RetrieveForm(BaseModel):
-    """multipart/form-data of POST /retrieve."""
+class SearchOptions(BaseModel):
+    """The fields every retrieval form shares."""
 
     model_config = ConfigDict(extra="forbid")
 
-    photo: UploadFile = Field(description="the photo: JPEG, PNG or WebP (the bytes decide, not the declared type)")
-    mask: UploadFile | None = Field(
-        None,
-        description="optional object mask of the same size as the photo (non-zero = object); without one the "
-        "network's own mask head weights the photo",
-    )
     top_k: int = Field(TOP_K_DEFAULT, ge=1, le=TOP_K_MAX, description="how many shapes to return")
     category: str | None = Field(None, description="rank only shapes of this category (see GET /index)")
     rerank: bool = Field(
@@ -36,7 +33,44 @@ class RetrieveForm(BaseModel):
         return None if value == "" else value
 
 
+class RetrieveForm(SearchOptions):
+    """multipart/form-data of POST /retrieve."""
+
+    photo: UploadFile = Field(description=f"the photo: {PHOTO_FORMATS}")
+    mask: UploadFile | None = Field(
+        None,
+        description="optional object mask of the same size as the photo (non-zero = object; a PNG, since JPEG noise "
+        "makes near-black pixels non-zero); without one a transparent photo's alpha is the mask, else the network's "
+        "own mask head weights the photo",
+    )
+    box: str | None = Field(
+        None,
+        pattern=r"^\d+,\d+,\d+,\d+$",
+        description="optional x,y,w,h in pixels of the photo as displayed (after EXIF rotation): the photo (and mask) "
+        "are cropped to it before the search",
+    )
+
+    @field_validator("box", mode="before")
+    @classmethod
+    def _empty_box_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("box")
+    @classmethod
+    def _box_has_area(cls, value: str | None) -> str | None:
+        if value is not None:
+            Box.parse(value)
+        return value
+
+
+class RetrieveBatchForm(SearchOptions):
+    """multipart/form-data of POST /retrieve/batch: several photos, each ranked as POST /retrieve would."""
+
+    photos: list[UploadFile] = Field(description=f"the photos (the field repeated): {PHOTO_FORMATS}")
+
+
 class StageTimings(BaseModel):
+    decode_wait_ms: float = Field(description="waiting until the photo's pixels fit the decoding budget")
     decode_ms: float = Field(description="reading and decoding the uploaded images")
     preprocess_ms: float = Field(description="letterboxing to the network's input size")
     queue_ms: float = Field(description="waiting for the encoder (batching with concurrent requests)")
@@ -54,6 +88,8 @@ class RankedShape(BaseModel):
     category: str | None
     thumbnail_url: str
     mesh_url: str
+    mesh_format: str = Field(description="the original mesh file's format, as its extension: obj, glb, ply, ...")
+    glb_url: str = Field(description="the mesh as one binary glTF file, materials and textures included")
 
 
 class RetrieveResponse(BaseModel):
@@ -64,6 +100,18 @@ class RetrieveResponse(BaseModel):
     timings: StageTimings
 
 
+class BatchItem(BaseModel):
+    filename: str | None = Field(description="the file name the client sent the photo under")
+    status: int = Field(description="200, or the status POST /retrieve would have refused this photo with")
+    detail: str | None = Field(None, description="why the photo was refused")
+    answer: RetrieveResponse | None = Field(None, description="the ranking, when status is 200")
+
+
+class RetrieveBatchResponse(BaseModel):
+    index_version: str
+    items: list[BatchItem] = Field(description="one per photo, in the order sent")
+
+
 class ShapeInfo(BaseModel):
     shape_id: str
     category: str | None
@@ -71,6 +119,8 @@ class ShapeInfo(BaseModel):
     checksum: str = Field(description="sha256 of the mesh file")
     thumbnail_url: str
     mesh_url: str
+    mesh_format: str = Field(description="the original mesh file's format, as its extension: obj, glb, ply, ...")
+    glb_url: str = Field(description="the mesh as one binary glTF file, materials and textures included")
     index_version: str
 
 
@@ -80,7 +130,7 @@ class CategoryCount(BaseModel):
 
 
 class WeightsInfo(BaseModel):
-    path: str
+    file_name: str = Field(description="the checkpoint's file name (no directory: answers name no server path)")
     sha256: str
     matches_index: bool = Field(description="false only when served with --allow-weights-mismatch")
 
@@ -96,6 +146,8 @@ class IndexInfo(BaseModel):
     weights: WeightsInfo = Field(description="the weights serving queries")
     image_size: int = Field(description="side of the square the encoder sees")
     top_k_max: int = TOP_K_MAX
+    max_batch_photos: int = Field(description="most photos POST /retrieve/batch takes")
+    api_key_required: bool = Field(description="whether /retrieve and /shapes need the X-API-Key header")
 
 
 class Health(BaseModel):

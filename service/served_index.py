@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Literal
 
 from photo2cad.indexer import IndexVersion, layout, open_index, verify_version
@@ -30,6 +30,18 @@ def resolve_version(path: Path) -> Path:
     return layout.current_version(path) if follows_current(path) else path.resolve()
 
 
+def escaping_paths(manifest: Manifest) -> list[str]:
+    """Entries whose mesh path leaves the pool or whose thumbnail path leaves the version directory, as written in
+    the manifest (absolute, or climbing out with '..'). Serving checks the resolved files again, symlinks included."""
+    problems = []
+    for entry in manifest.shapes:
+        for what, stored in (("mesh", entry.source_path), ("thumbnail", entry.thumbnail)):
+            path = PurePosixPath(stored)
+            if path.is_absolute() or PureWindowsPath(stored).drive or ".." in path.parts:
+                problems.append(f"the {what} path of {entry.shape_id!r} leaves its directory: {stored!r}")
+    return problems
+
+
 def validate_and_load(
     directory: Path, use_gpu: bool, fits: Callable[[Manifest], list[str]]
 ) -> tuple[IndexVersion | None, list[str]]:
@@ -38,7 +50,7 @@ def validate_and_load(
     if problems:
         return None, problems
     loaded = open_index(directory, use_gpu)
-    problems = fits(loaded.manifest)
+    problems = escaping_paths(loaded.manifest) + fits(loaded.manifest)
     return (None, problems) if problems else (loaded, [])
 
 

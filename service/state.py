@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 import numpy as np
 from fastapi import Request
@@ -27,6 +28,7 @@ class ServiceState:
     limits: ImageLimits
     retriever: Retriever
     ready: bool = True
+    mesh_conversions: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))  # GLB downloads
 
 
 def service_state(request: Request) -> ServiceState:

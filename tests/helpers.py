@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from photo2cad.indexer import open_index
-from photo2cad.service.settings import ServiceSettings
+from photo2cad.service.settings import LOOPBACK_HOSTS, ServiceSettings
 from photo2cad.shapes.settings import RenderSettings
 
 # The renderer of the tests' index: as the tests' checkpoint (tests/conftest.py) expects, 4 views of 64 px.
@@ -27,8 +36,18 @@ class ServedIndex:
     weights: Path
 
 
+# TestClient's requests carry `Host: testserver`; schemathesis' carry localhost, a loopback name trusted by default.
+TEST_HOSTS = [*LOOPBACK_HOSTS, "testserver"]
+
+
 def settings_for(index: Path, **overrides: Any) -> ServiceSettings:
-    values: dict[str, Any] = {"index": index, "device": "cpu", "reload_poll_seconds": 0, **overrides}
+    values: dict[str, Any] = {
+        "index": index,
+        "device": "cpu",
+        "reload_poll_seconds": 0,
+        "allowed_hosts": TEST_HOSTS,
+        **overrides,
+    }
     return ServiceSettings(**values)
 
 
@@ -75,3 +94,45 @@ def metric(text: str, name: str, **labels: str) -> float:
         if match and (not labels or ",".join(sorted(match.group(1).split(","))) == wanted):
             return float(match.groups()[-1])
     return 0.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def live_server(index: Path, log_path: Path, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+    """`photo2cad serve` on a free loopback port, as a user starts it, until the block ends."""
+    port = free_port()
+    command = [sys.executable, "-m", "photo2cad.cli", "serve", "--index", str(index)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--device", "cpu", "--no-access-log"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            process.kill()
+            raise RuntimeError(f"the server did not become ready; see {log_path}")
+        try:
+            yield LiveServer(url, port, process)
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()

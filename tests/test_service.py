@@ -63,7 +63,7 @@ def test_retrieve_answers_ranked_shapes_with_urls_version_and_stage_times(
     assert first["mesh_url"] == f"/shapes/{first['shape_id']}/mesh"
     assert first["category"] == first["shape_id"].split("/")[0]
     timings = body["timings"]
-    stages = ("decode", "preprocess", "queue", "encode", "search", "rerank")
+    stages = ("decode_wait", "decode", "preprocess", "queue", "encode", "search", "rerank")
     assert all(timings[f"{stage}_ms"] >= 0 for stage in stages)
     assert timings["total_ms"] >= timings["encode_ms"] > 0
     assert body["reranked"] is False and body["batch_size"] >= 1
@@ -157,14 +157,14 @@ def test_an_empty_photo_is_400(client: TestClient) -> None:
 def test_bytes_that_are_no_image_are_415(client: TestClient) -> None:
     assert refusal(post_photo(client, b"just some text, no picture")) == (
         415,
-        "the photo is not a JPEG, PNG or WebP image",
+        "the photo is not a JPEG, PNG, WebP, HEIC or AVIF image",
     )
 
 
 def test_an_unsupported_image_format_is_415_naming_it(client: TestClient) -> None:
     assert refusal(post_photo(client, image_bytes((64, 64), "GIF", mode="P", colour=3))) == (
         415,
-        "the photo is a GIF image; send a JPEG, PNG or WebP image",
+        "the photo is a GIF image; send a JPEG, PNG, WebP, HEIC or AVIF image",
     )
 
 
@@ -241,12 +241,13 @@ def test_mask_and_photo_sizes_are_compared_as_displayed_after_exif_rotation(clie
 
 
 def test_a_large_jpeg_is_decoded_at_a_reduced_scale() -> None:
-    from photo2cad.service.images import ImageLimits, decode_image
+    from photo2cad.service.images import ImageLimits, draft_for, load_upright, open_image
 
-    photo = image_bytes((2048, 1536), "JPEG")
-    decoded = decode_image(photo, "photo", ImageLimits(40_000_000, 32, 10.0), draft_side=128)
-    assert decoded.upright_size == (2048, 1536)
-    assert decoded.image.size == (256, 192)  # the decoder's 1/8 scale, still above 128 px on the shorter side
+    opened = open_image(image_bytes((2048, 1536), "JPEG"), "photo", ImageLimits(40_000_000, 32, 10.0))
+    draft_for(opened, 256)
+    assert opened.upright_size == (2048, 1536)
+    assert opened.decode_pixels == 256 * 192  # known before decoding
+    assert load_upright(opened).size == (256, 192)  # the decoder's 1/8 scale, still 256 px on the longer side
 
 
 @pytest.mark.parametrize("top_k", [0, 10**6])
@@ -320,7 +321,7 @@ def test_dot_dot_in_a_shape_path_reaches_no_file(client: TestClient) -> None:
         assert client.get(path).status_code == 404
 
 
-def test_a_mesh_that_resolves_outside_the_pool_is_refused(
+def test_a_mesh_that_resolves_outside_the_pool_is_refused_without_naming_a_directory(
     client: TestClient, served_index: ServedIndex, tmp_path: Path
 ) -> None:
     mesh = served_index.pool / "chair" / "box.obj"
@@ -334,6 +335,7 @@ def test_a_mesh_that_resolves_outside_the_pool_is_refused(
         mesh.unlink()
         shutil.move(kept, mesh)
     assert status == 403 and "outside" in detail
+    assert str(served_index.pool) not in detail and str(tmp_path) not in detail  # issue #12: no server path
 
 
 # ---------------------------------------------------------------------------------------------------------- operations
@@ -373,17 +375,20 @@ def test_metrics_count_requests_by_route_and_status_and_time_each_stage(
             metric(after, "photo2cad_http_requests_total", **key)
             == metric(before, "photo2cad_http_requests_total", **key) + 1
         )
-    for stage in ("decode", "preprocess", "queue", "encode", "search", "rerank", "total"):
+    for stage in ("decode_wait", "decode", "preprocess", "queue", "encode", "search", "rerank", "total"):
         assert metric(after, "photo2cad_retrieve_stage_seconds_count", stage=stage) >= 1
     assert metric(after, "photo2cad_index_shapes") == 8
     assert metric(after, "photo2cad_encoder_batch_size_count") >= 1
 
 
-def test_the_page_is_self_contained(client: TestClient) -> None:
+def test_the_page_and_its_script_and_style_come_from_the_service_itself(client: TestClient) -> None:
     response = client.get("/")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
-    assert "<script>" in response.text and "<style>" in response.text
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", response.text)  # nothing fetched off-host
+    assets = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+    assert sorted(assets) == ["static/page.css", "static/page.js"]  # relative: nothing fetched off-host
+    for asset in assets:
+        body = client.get(f"/{asset}")
+        assert body.status_code == 200 and not re.search(r"https?://", body.text)
 
 
 def test_the_openapi_document_describes_requests_and_responses(client: TestClient) -> None:

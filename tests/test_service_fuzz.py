@@ -24,7 +24,7 @@ from photo2cad.service.app import create_app  # noqa: E402
 from tests.helpers import ServedIndex, settings_for  # noqa: E402
 
 EXAMPLES_PER_OPERATION = 25
-ADMIN = {"Authorization": "Bearer fuzz-token"}  # so that /admin/reload is fuzzed past its token check
+ADMIN = {"Authorization": "Bearer fuzz-admin-token-long-enough"}  # so that /admin/reload is fuzzed past its token check
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 

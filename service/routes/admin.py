@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from photo2cad.service.errors import ReloadRefused, Unauthorized
 from photo2cad.service.schemas import ReloadResult, error_responses
+from photo2cad.service.security import redact_paths
 from photo2cad.service.state import ServiceState, service_state
 
 router = APIRouter(prefix="/admin", tags=["admin"])
@@ -36,14 +37,17 @@ def require_admin(
 )
 async def reload_index(state: Annotated[ServiceState, Depends(require_admin)]) -> ReloadResult:
     outcome = await state.served.reload()
+    # The indexer's checks name files by their full path: the caller gets them relative to <index> and <pool>.
+    places = [(state.served.path, "<index>"), (state.served.current.pool_root, "<pool>")]
+    problems = [redact_paths(problem, places) for problem in outcome.problems]
     if outcome.outcome == "refused":
         raise ReloadRefused(
-            f"version {outcome.candidate} refused, still serving {outcome.version}: " + "; ".join(outcome.problems)
+            f"version {outcome.candidate} refused, still serving {outcome.version}: " + "; ".join(problems)
         )
     return ReloadResult(
         outcome=outcome.outcome,
         version=outcome.version,
         previous_version=outcome.previous_version,
         candidate=outcome.candidate,
-        problems=outcome.problems,
+        problems=problems,
     )

@@ -57,9 +57,11 @@ async def index_info(state: Annotated[ServiceState, Depends(service_state)]) -> 
         embedding_dim=manifest.embedding_dim,
         index_kind=manifest.index_kind,
         weights=WeightsInfo(
-            path=str(state.encoder.weights_path),
+            file_name=state.encoder.weights_path.name,
             sha256=state.encoder.weights_sha256,
             matches_index=state.encoder.weights_sha256 == manifest.weights.sha256,
         ),
         image_size=state.encoder.image_size,
+        max_batch_photos=state.settings.max_batch_photos,
+        api_key_required=state.settings.api_key is not None,
     )
