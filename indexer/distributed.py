@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from photo2cad.indexer.mapper import StageTimes, render_shapes
+from photo2cad.indexer.mapper import MeshPreparation, StageTimes, render_shapes
 from photo2cad.indexer.runner import BuildReport, BuildRequest, build_index
 from photo2cad.indexer.shards import EmbeddedShape, FailedShape, Shard
 from photo2cad.models import AMVML
@@ -48,8 +48,9 @@ def _record(batch: Batch, i: int) -> ShapeRecord:
 class RenderActor:
     """Ray actor: mesh files -> grey views (failures travel on as rows with a reason)."""
 
-    def __init__(self, render_json: str) -> None:
+    def __init__(self, render_json: str, max_faces: int | None) -> None:
         self.settings = RenderSettings.model_validate_json(render_json)
+        self.preparation = MeshPreparation.for_views(max_faces, self.settings)
         # A GL context is current in one thread only, and Ray may call an actor from several: every GL call of this
         # actor runs on one dedicated thread.
         self.gl_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gl")
@@ -58,7 +59,9 @@ class RenderActor:
     def __call__(self, batch: Batch) -> Batch:
         items = [(_record(batch, i), str(batch["checksum"][i])) for i in range(len(batch["shape_id"]))]
         times = StageTimes()
-        rendered, failed = self.gl_thread.submit(render_shapes, items, self.renderer, self.settings, times).result()
+        rendered, failed = self.gl_thread.submit(
+            render_shapes, items, self.renderer, self.settings, times, self.preparation
+        ).result()
         size, views = self.settings.embed_size, self.settings.num_views
         rows = [(r.record, r.checksum, r.grey_views, r.thumbnail_jpeg, "") for r in rendered]
         rows += [
@@ -72,8 +75,10 @@ class RenderActor:
             "grey": np.stack([r[2] for r in rows]),
             "thumbnail": np.array([r[3] for r in rows], dtype=object),
             "failure": np.array([r[4] for r in rows]),
-            "seconds_load": np.full(len(rows), times.load / max(len(rows), 1)),
-            "seconds_render": np.full(len(rows), times.render / max(len(rows), 1)),
+            **{
+                f"seconds_{stage}": np.full(len(rows), getattr(times, stage) / max(len(rows), 1))
+                for stage in ("load", "simplify", "normalise", "render")
+            },
         }
 
 
@@ -118,7 +123,7 @@ def ray_distributor(options: RayOptions) -> Any:
         dataset: ray.data.Dataset = ray.data.from_items(items)
         dataset = dataset.map_batches(
             RenderActor,
-            fn_constructor_kwargs={"render_json": request.render.model_dump_json()},
+            fn_constructor_kwargs={"render_json": request.render.model_dump_json(), "max_faces": request.max_faces},
             batch_size=request.batch_size,
             compute=ray.data.ActorPoolStrategy(size=options.render_workers),
             num_cpus=1,
@@ -131,10 +136,12 @@ def ray_distributor(options: RayOptions) -> Any:
             num_gpus=options.gpus_per_embed_worker,
         )
         for batch in dataset.iter_batches(batch_size=request.batch_size, batch_format="numpy"):
-            times = StageTimes(
-                load=float(batch["seconds_load"].sum()),
-                render=float(batch["seconds_render"].sum()),
-                embed=float(batch["seconds_embed"].sum()),
+            times = StageTimes()
+            times.merge_seconds(
+                {
+                    stage: float(batch[f"seconds_{stage}"].sum())
+                    for stage in ("load", "simplify", "normalise", "render", "embed")
+                }
             )
             embedded, failed = [], []
             for i in range(len(batch["shape_id"])):

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from photo2cad.cli import app
 from photo2cad.indexer import BuildError, BuildRequest, build_index, layout, open_index, verify_index
 from photo2cad.indexer.runner import update_request
+from photo2cad.indexer.vector_search import SearchConfig
 from photo2cad.shapes.settings import RenderSettings
 from tests.meshpool import write_pool
 
@@ -155,7 +156,7 @@ def test_approximate_indexes_report_their_recall(
     built: tuple[Path, Path], tiny_weights: Path, tmp_path: Path, kind: str
 ) -> None:
     pool, _ = built
-    report = build_index(request_for(pool, tmp_path / kind, tiny_weights, index_kind=kind))
+    report = build_index(request_for(pool, tmp_path / kind, tiny_weights, search=SearchConfig(kind=kind)))
     assert report.recall_at_10 is not None and 0.0 <= report.recall_at_10 <= 1.0
     assert open_index(tmp_path / kind).manifest.approximate_recall_at_10 == report.recall_at_10
 
