@@ -23,7 +23,6 @@ from photo2cad.indexer.runner import DEFAULT_MAX_FACES
 from photo2cad.models.datasets import read_dataset
 from photo2cad.models.evaluation.retrieval import embed_queries, rank_queries, retrieval_metrics
 from photo2cad.shapes.settings import render_settings_for
-from photo2cad.weights import read_header
 from photo2cad.weights.checkpoint import load_amvml
 
 
@@ -66,7 +65,8 @@ def main() -> None:
             results[label] = metrics
             print(label, json.dumps(metrics), flush=True)
     first, second = results.values()
-    print(f"Top1@R change {second['top1'] - first['top1']:+.4f}, Top10@R change {second['top10'] - first['top10']:+.4f}")
+    top1, top10 = second["top1"] - first["top1"], second["top10"] - first["top10"]
+    print(f"Top1@R change {top1:+.4f}, Top10@R change {top10:+.4f}")
 
 
 if __name__ == "__main__":

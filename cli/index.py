@@ -84,6 +84,12 @@ def build(
         "(default): changing only --index-kind and its parameters re-indexes in seconds without rendering.",
     ),
     ray: bool = typer.Option(False, "--ray", help="Run on a Ray cluster (or a local one) with Ray Data."),
+    ray_address: str | None = typer.Option(
+        None, help="With --ray: the cluster to join, e.g. ray://head:10001 (default: RAY_ADDRESS, else a local Ray)."
+    ),
+    render_workers: int = typer.Option(1, min=1, help="With --ray: rendering actors (one CPU each)."),
+    embed_workers: int = typer.Option(1, min=1, help="With --ray: embedding actors."),
+    gpus_per_embed_worker: float = typer.Option(0.0, min=0.0, help="With --ray: GPUs per embedding actor (1 on GPUs)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help=PROGRESS_HELP),
 ) -> None:
     """Build an index of POOL in OUT. Finished shapes are kept shard by shard: a killed build resumes where it
@@ -109,9 +115,10 @@ def build(
         progress=progress,
     )
     if ray:
-        from photo2cad.indexer.distributed import build_index_with_ray
+        from photo2cad.indexer.distributed import RayOptions, build_index_with_ray
 
-        _print_report(build_index_with_ray(request))
+        options = RayOptions(ray_address, render_workers, embed_workers, gpus_per_embed_worker)
+        _print_report(build_index_with_ray(request, options))
     else:
         _print_report(build_index(request))
 

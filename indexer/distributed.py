@@ -1,5 +1,9 @@
 """The same build on Ray Data: rendering as a pool of CPU actors, embedding as a pool of GPU actors.
 
+Point it at a cluster with `RayOptions(address=...)` (the CLI's --ray-address, or RAY_ADDRESS); every node needs
+photo2cad installed and the pool and index folders at the same paths (a shared file system). docs/indexing.md has
+the throughput per worker to plan with.
+
 Reader, resume and shard writing stay with the runner in the driver (Ray has no job-level resume of its own); this
 module only replaces the local loop. Each render actor holds one headless GL context for its whole life; each
 embedding actor loads the weights once and holds one GPU (or runs on the CPU when the cluster has none).
@@ -22,6 +26,7 @@ from photo2cad.indexer.runner import BuildReport, BuildRequest, build_index
 from photo2cad.indexer.shards import EmbeddedShape, FailedShape, Shard
 from photo2cad.models import AMVML
 from photo2cad.models.embedding import embed_view_sets
+from photo2cad.models.onnx_views import onnx_view_engine
 from photo2cad.shapes.pool import ShapeRecord
 from photo2cad.shapes.render import Renderer
 from photo2cad.shapes.settings import RenderSettings
@@ -85,9 +90,10 @@ class RenderActor:
 class EmbedActor:
     """Ray actor: grey views -> shape vectors and view embeddings with the AMV-ML shape branch."""
 
-    def __init__(self, weights: str) -> None:
+    def __init__(self, weights: str, cpu_runtime: str) -> None:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model, _ = load_amvml(Path(weights), self.device)
+        self.engine = onnx_view_engine(self.model, self.device) if cpu_runtime == "onnxruntime" else None
 
     def __call__(self, batch: Batch) -> Batch:
         import time
@@ -99,7 +105,9 @@ class EmbedActor:
         view_embeddings = np.zeros((count, views, dim), np.float32)
         start = time.perf_counter()
         if ok.any():
-            vectors[ok], view_embeddings[ok] = embed_view_sets(self.model, batch["grey"][ok], self.device, len(ok))
+            vectors[ok], view_embeddings[ok] = embed_view_sets(
+                self.model, batch["grey"][ok], self.device, len(ok), engine=self.engine
+            )
         out = {key: value for key, value in batch.items() if key != "grey"}
         out["vector"] = vectors
         out["view_embeddings"] = view_embeddings
@@ -130,7 +138,7 @@ def ray_distributor(options: RayOptions) -> Any:
         )
         dataset = dataset.map_batches(
             EmbedActor,
-            fn_constructor_kwargs={"weights": str(request.weights.resolve())},
+            fn_constructor_kwargs={"weights": str(request.weights.resolve()), "cpu_runtime": request.cpu_runtime},
             batch_size=request.batch_size,
             compute=ray.data.ActorPoolStrategy(size=options.embed_workers),
             num_gpus=options.gpus_per_embed_worker,
