@@ -143,7 +143,8 @@ def main() -> None:
     )
     print(f"{'stage':9s} {'seconds':>8s} {'s/model':>8s} {'views/s':>8s}")
     for stage, seconds in t.as_dict().items():
-        print(f"{stage:9s} {seconds:8.2f} {seconds / max(shapes_done, 1):8.4f} {views / max(seconds, 1e-9):8.1f}")
+        rate = f"{views / seconds:8.1f}" if seconds > 1e-3 else f"{'-':>8s}"
+        print(f"{stage:9s} {seconds:8.2f} {seconds / max(shapes_done, 1):8.4f} {rate}")
     total = report.seconds
     print(f"{'wall':9s} {total:8.2f} {total / max(shapes_done, 1):8.4f} {views / total:8.1f}")
 

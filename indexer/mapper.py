@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -130,6 +131,50 @@ def prepare_mesh(
     return mesh
 
 
+@dataclass(frozen=True)
+class PreparedShape:
+    record: ShapeRecord
+    checksum: str
+    mesh: trimesh.Trimesh
+
+
+def prepare_shapes(
+    items: Sequence[tuple[ShapeRecord, str]],
+    preparation: MeshPreparation,
+    cache: MeshCache | None,
+    times: StageTimes,
+) -> tuple[list[PreparedShape], list[FailedShape]]:
+    prepared: list[PreparedShape] = []
+    failed: list[FailedShape] = []
+    for record, checksum in items:
+        try:
+            prepared.append(PreparedShape(record, checksum, prepare_mesh(record, checksum, preparation, cache, times)))
+        except MeshLoadError as err:
+            failed.append(FailedShape(record, checksum, err.reason))
+            log.warning("skipped %s: %s", record.path, err.reason)
+    return prepared, failed
+
+
+def draw_shapes(
+    prepared: Sequence[PreparedShape], renderer: Renderer, settings: RenderSettings, times: StageTimes
+) -> tuple[list[RenderedShape], list[FailedShape]]:
+    rendered: list[RenderedShape] = []
+    failed: list[FailedShape] = []
+    for shape in prepared:
+        start = time.perf_counter()
+        try:
+            views = renderer.render(shape.mesh, settings.embed_size, passes=("grey",))
+            assert views.grey is not None
+            rendered.append(RenderedShape(shape.record, shape.checksum, views.grey, thumbnail(views.grey)))
+            times.counts["views"] += len(views.grey)
+        except Exception as err:  # noqa: BLE001 - one bad mesh must never end a long build
+            failed.append(FailedShape(shape.record, shape.checksum, f"rendering failed: {type(err).__name__}: {err}"))
+            log.warning("skipped %s: rendering failed: %s", shape.record.path, err)
+        finally:
+            times.render += time.perf_counter() - start
+    return rendered, failed
+
+
 def render_shapes(
     items: Sequence[tuple[ShapeRecord, str]],
     renderer: Renderer,
@@ -138,29 +183,10 @@ def render_shapes(
     preparation: MeshPreparation | None = None,
     cache: MeshCache | None = None,
 ) -> tuple[list[RenderedShape], list[FailedShape]]:
-    preparation = preparation or MeshPreparation(None, 0.0)
-    rendered: list[RenderedShape] = []
-    failed: list[FailedShape] = []
-    for record, checksum in items:
-        try:
-            mesh = prepare_mesh(record, checksum, preparation, cache, times)
-        except MeshLoadError as err:
-            failed.append(FailedShape(record, checksum, err.reason))
-            log.warning("skipped %s: %s", record.path, err.reason)
-            continue
-        start = time.perf_counter()
-        try:
-            views = renderer.render(mesh, settings.embed_size, passes=("grey",))
-            assert views.grey is not None
-            rendered.append(RenderedShape(record, checksum, views.grey, thumbnail(views.grey)))
-        except Exception as err:  # noqa: BLE001 - one bad mesh must never end a long build
-            failed.append(FailedShape(record, checksum, f"rendering failed: {type(err).__name__}: {err}"))
-            log.warning("skipped %s: rendering failed: %s", record.path, err)
-            continue
-        finally:
-            times.render += time.perf_counter() - start
-        times.counts["views"] += len(views.grey)
-    return rendered, failed
+    """prepare_shapes then draw_shapes, on the calling thread (the GL context's)."""
+    prepared, failed = prepare_shapes(items, preparation or MeshPreparation(None, 0.0), cache, times)
+    rendered, failed_drawing = draw_shapes(prepared, renderer, settings, times)
+    return rendered, failed + failed_drawing
 
 
 def embed_shapes(
@@ -183,48 +209,79 @@ def embed_shapes(
     ]
 
 
+PreparedBatch = tuple[list[PreparedShape], list[FailedShape], StageTimes]
 RenderedBatch = tuple[list[RenderedShape], list[FailedShape], StageTimes]
 
 
-def pipelined_shards(
-    batches: Sequence[Sequence[tuple[ShapeRecord, str]]],
-    render_batch: Callable[[Renderer, Sequence[tuple[ShapeRecord, str]]], RenderedBatch],
-    make_renderer: Callable[[], Renderer],
-    embed: Callable[[list[RenderedShape], StageTimes], list[EmbeddedShape]],
-    ahead: int = 2,
-) -> Iterator[tuple[Shard, StageTimes]]:
-    """Render batches on a thread of its own (it owns the GL context) while this thread embeds: the two stages
-    overlap, so both CPU cores stay busy. At most `ahead` rendered batches wait for the network."""
-    ready: queue.Queue[RenderedBatch | BaseException | None] = queue.Queue(maxsize=ahead)
-    stop = threading.Event()
+class _Handoff:
+    """A bounded queue between two pipeline threads that gives up when the pipeline stops."""
 
-    def offer(item: RenderedBatch | BaseException | None) -> None:
-        while not stop.is_set():
+    def __init__(self, size: int, stop: threading.Event) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=size)
+        self._stop = stop
+
+    def put(self, item: Any) -> None:
+        while not self._stop.is_set():
             try:
-                ready.put(item, timeout=0.1)
+                self._queue.put(item, timeout=0.1)
                 return
             except queue.Full:
                 continue
 
-    def produce() -> None:
+    def get(self) -> Any:
+        while not self._stop.is_set():
+            try:
+                return self._queue.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        return None
+
+
+def pipelined_shards(
+    batches: Sequence[Sequence[tuple[ShapeRecord, str]]],
+    prepare_batch: Callable[[Sequence[tuple[ShapeRecord, str]]], PreparedBatch],
+    draw_batch: Callable[[Renderer, PreparedBatch], RenderedBatch],
+    make_renderer: Callable[[], Renderer],
+    embed: Callable[[list[RenderedShape], StageTimes], list[EmbeddedShape]],
+    ahead: int = 2,
+) -> Iterator[tuple[Shard, StageTimes]]:
+    """Three stages on three threads, so that both CPU cores stay busy: meshes are loaded and simplified (Python,
+    under the GIL) while the previous batch is drawn (in the GL driver, outside it) while the one before that is
+    embedded (ONNX Runtime or PyTorch, outside it). The drawing thread owns the GL context. At most `ahead`
+    batches wait between two stages."""
+    stop = threading.Event()
+    prepared, rendered = _Handoff(ahead, stop), _Handoff(ahead, stop)
+
+    def prepare() -> None:
+        try:
+            for batch in batches:
+                prepared.put(prepare_batch(batch))
+            prepared.put(None)
+        except BaseException as err:  # noqa: BLE001 - handed on to the consumer, which raises it
+            prepared.put(err)
+
+    def draw() -> None:
         try:
             with make_renderer() as renderer:
-                for batch in batches:
-                    if stop.is_set():
-                        return
-                    offer(render_batch(renderer, batch))
-            offer(None)
-        except BaseException as err:  # noqa: BLE001 - handed to the consumer, which raises it
-            offer(err)
+                while (item := prepared.get()) is not None and not isinstance(item, BaseException):
+                    rendered.put(draw_batch(renderer, item))
+            rendered.put(item)
+        except BaseException as err:  # noqa: BLE001 - handed on to the consumer, which raises it
+            rendered.put(err)
 
-    worker = threading.Thread(target=produce, name="photo2cad-render", daemon=True)
-    worker.start()
+    workers = [
+        threading.Thread(target=prepare, name="photo2cad-prepare", daemon=True),
+        threading.Thread(target=draw, name="photo2cad-render", daemon=True),
+    ]
+    for worker in workers:
+        worker.start()
     try:
-        while (item := ready.get()) is not None:
+        while (item := rendered.get()) is not None:
             if isinstance(item, BaseException):
                 raise item
-            rendered, failed, times = item
-            yield Shard(embed(rendered, times), failed), times
+            shapes, failed, times = item
+            yield Shard(embed(shapes, times), failed), times
     finally:
         stop.set()
-        worker.join()
+        for worker in workers:
+            worker.join()

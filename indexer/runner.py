@@ -25,7 +25,17 @@ from tqdm import tqdm
 from photo2cad.device import pick_device
 from photo2cad.indexer import layout
 from photo2cad.indexer.manifest import FailedEntry, Manifest, ShapeEntry
-from photo2cad.indexer.mapper import MeshPreparation, StageTimes, embed_shapes, pipelined_shards, render_shapes
+from photo2cad.indexer.mapper import (
+    MeshPreparation,
+    PreparedBatch,
+    RenderedBatch,
+    RenderedShape,
+    StageTimes,
+    draw_shapes,
+    embed_shapes,
+    pipelined_shards,
+    prepare_shapes,
+)
 from photo2cad.indexer.mesh_cache import MeshCache
 from photo2cad.indexer.shards import EmbeddedShape, FailedShape, Shard, ShardStore, thumbnail_name
 from photo2cad.indexer.vector_search import SearchConfig
@@ -176,23 +186,27 @@ Distributor = Callable[
 def local_distributor(
     todo: Sequence[tuple[ShapeRecord, str]], request: BuildRequest, model: AMVML, device: torch.device
 ) -> Iterator[tuple[Shard, StageTimes]]:
-    """One process, two threads: the next batch renders while the network embeds this one."""
+    """One process, three threads: a batch is loaded while the one before it is drawn and the one before that is
+    embedded (mapper.pipelined_shards)."""
     engine = onnx_view_engine(model, device) if request.cpu_runtime == "onnxruntime" else None
     preparation = MeshPreparation.for_views(request.max_faces, request.render)
     cache = MeshCache(request.out / layout.MESH_CACHE, preparation.variant) if request.mesh_cache else None
 
-    def render_batch(
-        renderer: Renderer, batch: Sequence[tuple[ShapeRecord, str]]
-    ) -> tuple[list, list[FailedShape], StageTimes]:
+    def prepare_batch(batch: Sequence[tuple[ShapeRecord, str]]) -> PreparedBatch:
         times = StageTimes()
-        rendered, failed = render_shapes(batch, renderer, request.render, times, preparation, cache)
-        return rendered, failed, times
+        shapes, failed = prepare_shapes(batch, preparation, cache, times)
+        return shapes, failed, times
 
-    def embed(rendered: list, times: StageTimes) -> list[EmbeddedShape]:
+    def draw_batch(renderer: Renderer, batch: PreparedBatch) -> RenderedBatch:
+        shapes, failed, times = batch
+        rendered, failed_drawing = draw_shapes(shapes, renderer, request.render, times)
+        return rendered, failed + failed_drawing, times
+
+    def embed(rendered: list[RenderedShape], times: StageTimes) -> list[EmbeddedShape]:
         return embed_shapes(rendered, model, device, times, engine)
 
     yield from pipelined_shards(
-        _batches(todo, request.batch_size), render_batch, lambda: Renderer(request.render), embed
+        _batches(todo, request.batch_size), prepare_batch, draw_batch, lambda: Renderer(request.render), embed
     )
 
 
