@@ -199,12 +199,23 @@ def no_rendering(*args: object) -> Iterator[tuple[Shard, StageTimes]]:
     raise AssertionError("this build must not render or embed anything")
 
 
+def fresh_index(tmp_path: Path, weights: Path, count: int, corrupt: bool = False) -> tuple[Path, Path, dict[str, Path]]:
+    """(pool, index directory, shape_id -> file) of a pool of `count` test shapes, built once."""
+    pool, out = tmp_path / "pool", tmp_path / "index"
+    paths = write_pool(pool, count=count, corrupt=corrupt)
+    build_index(request_for(pool, out, weights))
+    return pool, out, paths
+
+
+def unit_vectors(count: int, dim: int, seed: int) -> np.ndarray:
+    vectors = np.random.default_rng(seed).normal(size=(count, dim)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
 def test_changing_the_index_kind_reindexes_the_stored_vectors_without_rendering(
     tmp_path: Path, tiny_weights: Path
 ) -> None:
-    pool, out = tmp_path / "pool", tmp_path / "index"
-    write_pool(pool, count=6, corrupt=False)
-    build_index(request_for(pool, out, tiny_weights))
+    pool, out, _ = fresh_index(tmp_path, tiny_weights, count=6)
     before = open_index(out)
 
     report = build_index(
@@ -219,9 +230,7 @@ def test_changing_the_index_kind_reindexes_the_stored_vectors_without_rendering(
 
 
 def test_an_update_with_nothing_changed_publishes_nothing_and_says_so(tmp_path: Path, tiny_weights: Path) -> None:
-    pool, out = tmp_path / "pool", tmp_path / "index"
-    write_pool(pool, count=4)  # with a broken file, which fails again in the same way
-    build_index(request_for(pool, out, tiny_weights))
+    _, out, _ = fresh_index(tmp_path, tiny_weights, count=4, corrupt=True)  # the broken file fails again alike
     before = layout.current_version(out)
 
     report = build_index(update_request(out, progress=False))
@@ -252,9 +261,7 @@ def test_pruning_never_deletes_a_version_a_server_has_open(tmp_path: Path, tiny_
 def test_pruning_keeps_the_newest_version_that_still_validates(tmp_path: Path, tiny_weights: Path) -> None:
     from photo2cad.indexer import verify_version
 
-    pool, out = tmp_path / "pool", tmp_path / "index"
-    paths = write_pool(pool, count=3, corrupt=False)
-    build_index(request_for(pool, out, tiny_weights))
+    _, out, paths = fresh_index(tmp_path, tiny_weights, count=3)
     good = layout.current_version(out)
     with paths["chair/box"].open("ab") as handle:
         handle.write(b"\n# edited\n")
@@ -276,12 +283,8 @@ def test_ivf_lists_follow_the_pool_size() -> None:
 def test_an_ivf_build_tunes_its_probe_to_the_target_recall_and_index_info_shows_it(
     tmp_path: Path, tiny_weights: Path
 ) -> None:
-    pool, out = tmp_path / "pool", tmp_path / "index"
-    write_pool(pool, count=8, corrupt=False)
-    build_index(request_for(pool, out, tiny_weights))
-    rng = np.random.default_rng(0)
-    vectors = rng.normal(size=(4000, 32)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    pool, out, _ = fresh_index(tmp_path, tiny_weights, count=8)
+    vectors = unit_vectors(4000, 32, seed=0)
 
     search = VectorSearch.build(vectors, SearchConfig(kind="ivf", target_recall=0.9))
 
@@ -302,9 +305,7 @@ def test_a_category_filter_on_an_approximate_index_ranks_only_that_category(
     from photo2cad.indexer import vector_search
 
     monkeypatch.setattr(vector_search, "EXACT_RANGE_ROWS", 10)  # make the range large enough for the index path
-    rng = np.random.default_rng(1)
-    vectors = rng.normal(size=(3000, 16)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = unit_vectors(3000, 16, seed=1)
     search = VectorSearch.build(vectors, SearchConfig(kind=kind))  # type: ignore[arg-type]
 
     scores, rows = search.search(vectors[:5], 10, rows=(1000, 2000))
