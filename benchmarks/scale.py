@@ -62,7 +62,7 @@ from photo2cad.weights import read_header, resolve_amvml
 
 FAMILY_SIZE = 50
 FAMILY_NOISE = 0.75  # noise norm around a family centre: cosine ~0.8 to it
-CHUNK = 100_000
+CHUNK = 20_000  # rows per step: a step of view embeddings is 20k x 12 x 256 floats (250 MB)
 
 
 def unit(rows: np.ndarray) -> np.ndarray:

@@ -35,6 +35,9 @@ IndexKind = Literal["exact", "ivf", "hnsw"]
 # Approximate search ranks REFINE_FACTOR x k candidates by their codes, then re-scores them with the exact vectors.
 REFINE_FACTOR = 4
 CALIBRATION_QUERIES = 1000
+# Tuning aims this far above the target recall: on queries the calibration did not see the recall comes out up to
+# about 0.01 lower (a million synthetic shapes: 0.960 at tuning, 0.949 on fresh queries).
+TUNING_MARGIN = 0.01
 # Calibration queries are stored vectors plus noise of this norm: a query near, but not on, a catalogued shape
 # (cosine 0.89 to it), as a photo of it is.
 CALIBRATION_NOISE = 0.5
@@ -152,7 +155,7 @@ class VectorSearch:
             self._apply_params()
             _, found = self.search(queries, 10)
             recall = recall_of(found, truth)
-            if recall >= config.target_recall:
+            if recall >= min(config.target_recall + TUNING_MARGIN, 1.0):
                 break
         self.params["recall_at_10"] = round(recall, 4)
         log.info("%s index: %s, recall@10 against exact search %.3f", self.kind, self.params, recall)
