@@ -26,6 +26,7 @@ command measures a GPU machine. Nothing is downloaded; the server only listens o
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -174,7 +175,13 @@ def serve_and_measure(root: Path, weights: Path, requests: int, category: str) -
     try:
         with httpx.Client(timeout=60) as client:
             deadline = time.monotonic() + 600
+            peak, peak_at = 0.0, 0.0  # the RSS climb during start-up, sampled every 50 ms
             while True:
+                if server.poll() is None:
+                    with contextlib.suppress(OSError, KeyError):
+                        now = rss_mb(server.pid)["VmRSS"]
+                        if now > peak:
+                            peak, peak_at = now, time.perf_counter() - started
                 if server.poll() is not None:
                     raise RuntimeError(f"the server exited: {server.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
                 try:
@@ -187,7 +194,11 @@ def serve_and_measure(root: Path, weights: Path, requests: int, category: str) -
                 time.sleep(0.05)
             startup_s = time.perf_counter() - started
             after_start = rss_mb(server.pid)
-            result: dict[str, Any] = {"startup_s": round(startup_s, 2), "rss_after_start_mb": after_start}
+            result: dict[str, Any] = {
+                "startup_s": round(startup_s, 2),
+                "rss_after_start_mb": after_start,
+                "rss_sampled_peak_during_start_mb": [round(peak), round(peak_at, 2)],
+            }
             photos = [photo_bytes(i) for i in range(8)]
             for label, extra in (("unfiltered", {}), ("category", {"category": category})):
                 for i in range(5):  # warm-up
