@@ -10,6 +10,7 @@ if __name__ != "photo2cad.indexer":  # the folder imported from the repository r
 from photo2cad.indexer.info import describe_index
 from photo2cad.indexer.layout import IndexNotFoundError
 from photo2cad.indexer.runner import BuildError, BuildReport, BuildRequest, build_index, ensure_index, update_index
+from photo2cad.indexer.vector_search import SearchConfig
 from photo2cad.indexer.verify import verify_index, verify_version
 from photo2cad.indexer.version import IndexVersion, open_index
 
@@ -19,6 +20,7 @@ __all__ = [
     "BuildRequest",
     "IndexNotFoundError",
     "IndexVersion",
+    "SearchConfig",
     "build_index",
     "describe_index",
     "ensure_index",

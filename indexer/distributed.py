@@ -1,5 +1,9 @@
 """The same build on Ray Data: rendering as a pool of CPU actors, embedding as a pool of GPU actors.
 
+Point it at a cluster with `RayOptions(address=...)` (the CLI's --ray-address, or RAY_ADDRESS); every node needs
+photo2cad installed and the pool and index folders at the same paths (a shared file system). docs/indexing.md has
+the throughput per worker to plan with.
+
 Reader, resume and shard writing stay with the runner in the driver (Ray has no job-level resume of its own); this
 module only replaces the local loop. Each render actor holds one headless GL context for its whole life; each
 embedding actor loads the weights once and holds one GPU (or runs on the CPU when the cluster has none).
@@ -17,11 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from photo2cad.indexer.mapper import StageTimes, render_shapes
+from photo2cad.indexer.mapper import MeshPreparation, StageTimes, render_shapes
 from photo2cad.indexer.runner import BuildReport, BuildRequest, build_index
 from photo2cad.indexer.shards import EmbeddedShape, FailedShape, Shard
 from photo2cad.models import AMVML
 from photo2cad.models.embedding import embed_view_sets
+from photo2cad.models.onnx_views import onnx_view_engine
 from photo2cad.shapes.pool import ShapeRecord
 from photo2cad.shapes.render import Renderer
 from photo2cad.shapes.settings import RenderSettings
@@ -48,8 +53,9 @@ def _record(batch: Batch, i: int) -> ShapeRecord:
 class RenderActor:
     """Ray actor: mesh files -> grey views (failures travel on as rows with a reason)."""
 
-    def __init__(self, render_json: str) -> None:
+    def __init__(self, render_json: str, max_faces: int | None) -> None:
         self.settings = RenderSettings.model_validate_json(render_json)
+        self.preparation = MeshPreparation.for_views(max_faces, self.settings)
         # A GL context is current in one thread only, and Ray may call an actor from several: every GL call of this
         # actor runs on one dedicated thread.
         self.gl_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gl")
@@ -58,7 +64,9 @@ class RenderActor:
     def __call__(self, batch: Batch) -> Batch:
         items = [(_record(batch, i), str(batch["checksum"][i])) for i in range(len(batch["shape_id"]))]
         times = StageTimes()
-        rendered, failed = self.gl_thread.submit(render_shapes, items, self.renderer, self.settings, times).result()
+        rendered, failed = self.gl_thread.submit(
+            render_shapes, items, self.renderer, self.settings, times, self.preparation
+        ).result()
         size, views = self.settings.embed_size, self.settings.num_views
         rows = [(r.record, r.checksum, r.grey_views, r.thumbnail_jpeg, "") for r in rendered]
         rows += [
@@ -72,17 +80,20 @@ class RenderActor:
             "grey": np.stack([r[2] for r in rows]),
             "thumbnail": np.array([r[3] for r in rows], dtype=object),
             "failure": np.array([r[4] for r in rows]),
-            "seconds_load": np.full(len(rows), times.load / max(len(rows), 1)),
-            "seconds_render": np.full(len(rows), times.render / max(len(rows), 1)),
+            **{
+                f"seconds_{stage}": np.full(len(rows), getattr(times, stage) / max(len(rows), 1))
+                for stage in ("load", "simplify", "normalise", "render")
+            },
         }
 
 
 class EmbedActor:
     """Ray actor: grey views -> shape vectors and view embeddings with the AMV-ML shape branch."""
 
-    def __init__(self, weights: str) -> None:
+    def __init__(self, weights: str, cpu_runtime: str) -> None:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model, _ = load_amvml(Path(weights), self.device)
+        self.engine = onnx_view_engine(self.model, self.device) if cpu_runtime == "onnxruntime" else None
 
     def __call__(self, batch: Batch) -> Batch:
         import time
@@ -94,7 +105,9 @@ class EmbedActor:
         view_embeddings = np.zeros((count, views, dim), np.float32)
         start = time.perf_counter()
         if ok.any():
-            vectors[ok], view_embeddings[ok] = embed_view_sets(self.model, batch["grey"][ok], self.device, len(ok))
+            vectors[ok], view_embeddings[ok] = embed_view_sets(
+                self.model, batch["grey"][ok], self.device, len(ok), engine=self.engine
+            )
         out = {key: value for key, value in batch.items() if key != "grey"}
         out["vector"] = vectors
         out["view_embeddings"] = view_embeddings
@@ -118,23 +131,25 @@ def ray_distributor(options: RayOptions) -> Any:
         dataset: ray.data.Dataset = ray.data.from_items(items)
         dataset = dataset.map_batches(
             RenderActor,
-            fn_constructor_kwargs={"render_json": request.render.model_dump_json()},
+            fn_constructor_kwargs={"render_json": request.render.model_dump_json(), "max_faces": request.max_faces},
             batch_size=request.batch_size,
             compute=ray.data.ActorPoolStrategy(size=options.render_workers),
             num_cpus=1,
         )
         dataset = dataset.map_batches(
             EmbedActor,
-            fn_constructor_kwargs={"weights": str(request.weights.resolve())},
+            fn_constructor_kwargs={"weights": str(request.weights.resolve()), "cpu_runtime": request.cpu_runtime},
             batch_size=request.batch_size,
             compute=ray.data.ActorPoolStrategy(size=options.embed_workers),
             num_gpus=options.gpus_per_embed_worker,
         )
         for batch in dataset.iter_batches(batch_size=request.batch_size, batch_format="numpy"):
-            times = StageTimes(
-                load=float(batch["seconds_load"].sum()),
-                render=float(batch["seconds_render"].sum()),
-                embed=float(batch["seconds_embed"].sum()),
+            times = StageTimes()
+            times.merge_seconds(
+                {
+                    stage: float(batch[f"seconds_{stage}"].sum())
+                    for stage in ("load", "simplify", "normalise", "render", "embed")
+                }
             )
             embedded, failed = [], []
             for i in range(len(batch["shape_id"])):

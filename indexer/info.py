@@ -12,9 +12,6 @@ from photo2cad.indexer.version import open_index
 
 def describe_index(root: Path) -> dict[str, object]:
     manifest = open_index(root).manifest
-    categories: dict[str, int] = {}
-    for entry in manifest.shapes:
-        categories[entry.category or "-"] = categories.get(entry.category or "-", 0) + 1
     return {
         "version": manifest.version,
         "created_at": manifest.created_at.isoformat(),
@@ -22,8 +19,11 @@ def describe_index(root: Path) -> dict[str, object]:
         "shapes": manifest.counts.shapes,
         "failed": manifest.counts.failed,
         "views_per_shape": manifest.render.num_views,
-        "categories": categories,
+        "categories": manifest.shapes.category_counts(),
         "index": manifest.index_kind,
+        "index_params": manifest.index_params,
+        "approximate_recall_at_10": manifest.approximate_recall_at_10,
+        "max_faces": manifest.max_faces,
         "embedding_dim": manifest.embedding_dim,
         "weights": manifest.weights.model_dump(mode="json"),
         "render": manifest.render.model_dump(),

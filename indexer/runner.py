@@ -1,4 +1,10 @@
-"""Build, update, verify and describe an index directory: the local runner over reader, mapper and writer."""
+"""Build, update, re-index and describe an index directory: the local runner over reader, mapper and writer.
+
+A build takes each shape from the cheapest place that has it: the current version (same pool file, renderer, face
+budget and weights), else a shard of an interrupted build, else rendering and embedding it now. Changing only how
+the vectors are searched (`SearchConfig`) therefore renders nothing, and a build that would change nothing publishes
+nothing.
+"""
 
 from __future__ import annotations
 
@@ -9,34 +15,44 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 from photo2cad.device import pick_device
-from photo2cad.errors import Photo2CadError
 from photo2cad.indexer import layout
-from photo2cad.indexer.manifest import FailedEntry, IndexCounts, Manifest, ShapeEntry, WeightsIdentity
-from photo2cad.indexer.mapper import StageTimes, embed_shapes, render_shapes
+from photo2cad.indexer.manifest import FailedEntry, Manifest, ShapeEntry
+from photo2cad.indexer.mapper import (
+    MeshPreparation,
+    PreparedBatch,
+    RenderedBatch,
+    RenderedShape,
+    StageTimes,
+    draw_shapes,
+    embed_shapes,
+    pipelined_shards,
+    prepare_shapes,
+)
+from photo2cad.indexer.mesh_cache import MeshCache
 from photo2cad.indexer.shards import EmbeddedShape, FailedShape, Shard, ShardStore, thumbnail_name
-from photo2cad.indexer.vector_search import IndexKind, VectorSearch, recall_at_k
-from photo2cad.indexer.verify import verify_version
+from photo2cad.indexer.vector_search import SearchConfig
 from photo2cad.indexer.version import IndexVersion, open_index
+from photo2cad.indexer.writer import BuildError, RowSource, VersionPlan, write_version
 from photo2cad.models import AMVML
+from photo2cad.models.onnx_views import onnx_view_engine
 from photo2cad.shapes.meshes import file_checksum
 from photo2cad.shapes.pool import PoolListing, ShapeRecord, scan_pool
 from photo2cad.shapes.render import Renderer
 from photo2cad.shapes.settings import RenderSettings
-from photo2cad.weights.checkpoint import CheckpointHeader, load_amvml
+from photo2cad.weights.checkpoint import load_amvml
 
 log = logging.getLogger(__name__)
 
-
-class BuildError(Photo2CadError):
-    """A build cannot start or cannot finish; the published index is untouched."""
+# Meshes above this many faces are simplified before rendering (docs/indexing.md: the views stay the same).
+DEFAULT_MAX_FACES = 20_000
 
 
 @dataclass(frozen=True)
@@ -46,14 +62,17 @@ class BuildRequest:
     weights: Path
     categories_csv: Path | None = None
     render: RenderSettings = field(default_factory=RenderSettings)
-    index_kind: IndexKind = "exact"
+    search: SearchConfig = field(default_factory=SearchConfig)
     batch_size: int = 8
     device: str = "auto"
     resume: bool = True
-    reuse_published: bool = False  # `update`: take unchanged shapes from the current version
+    reuse: bool = True  # take unchanged shapes from the current version when it was made the same way
     shapes: tuple[ShapeRecord, ...] | None = None  # an explicit pool (a dataset's) instead of scanning `pool`
     progress: bool = True
     keep_versions: int = 2
+    max_faces: int | None = DEFAULT_MAX_FACES  # None: draw every face
+    mesh_cache: bool = True
+    cpu_runtime: Literal["onnxruntime", "torch"] = "onnxruntime"
 
 
 @dataclass
@@ -67,27 +86,27 @@ class BuildReport:
     seconds: float
     times: StageTimes
     recall_at_10: float | None = None
+    published: bool = True  # False: nothing changed, the current version stays
 
 
 @dataclass(frozen=True)
-class ShapeRow:
-    """One shape of the finished index, wherever its vectors came from."""
+class BuildIdentity:
+    """What a shape's vectors depend on besides its file: shapes built under another identity are not reused."""
 
-    entry: ShapeEntry
-    vector: np.ndarray
-    view_embeddings: np.ndarray
-    thumbnail_source: Path
+    pool: str
+    render_identity: str
+    weights_sha256: str
+    max_faces: int | None
 
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, sort_keys=True)
 
-def weights_identity(path: Path, header: CheckpointHeader) -> WeightsIdentity:
-    return WeightsIdentity(
-        path=str(path),
-        sha256=file_checksum(path),
-        architecture=header.architecture,
-        backbone=str(header.config.get("backbone")),
-        training_data=header.training_data,
-        created_at=header.created_at,
-    )
+    def matches(self, manifest: Manifest) -> bool:
+        return (
+            manifest.render_identity == self.render_identity
+            and manifest.weights.sha256 == self.weights_sha256
+            and manifest.max_faces == self.max_faces
+        )
 
 
 def check_model_fits_renderer(model: AMVML, render: RenderSettings) -> None:
@@ -97,26 +116,28 @@ def check_model_fits_renderer(model: AMVML, render: RenderSettings) -> None:
         )
 
 
-@dataclass(frozen=True)
-class _BuildIdentity:
-    pool: str
-    render_identity: str
-    weights_sha256: str
+def relative_sources(shapes: Sequence[ShapeRecord], pool: Path) -> dict[str, str]:
+    """shape_id -> its file relative to the (resolved) pool; refused before any work when a file lies outside it
+    (the service only hands out meshes inside the pool)."""
+    root = pool.resolve()
+    relative: dict[str, str] = {}
+    outside: list[str] = []
+    for record in shapes:
+        try:
+            relative[record.shape_id] = str(record.path.resolve().relative_to(root))
+        except ValueError:
+            outside.append(f"{record.path} -> {record.path.resolve()}")
+    if outside:
+        raise BuildError(
+            f"{len(outside)} shape files lie outside the pool {root} (through symbolic links?), e.g. "
+            + "; ".join(outside[:3])
+            + ": copy or link their folders into the pool, or index the folder they live in"
+        )
+    return relative
 
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__, sort_keys=True)
 
-
-def _relative_source(path: Path, pool: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(pool.resolve()))
-    except ValueError as err:
-        raise BuildError(f"{path} lies outside the pool {pool}") from err
-
-
-def _batches(items: Sequence[tuple[ShapeRecord, str]], size: int) -> Iterator[Sequence[tuple[ShapeRecord, str]]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def _batches(items: Sequence[tuple[ShapeRecord, str]], size: int) -> list[Sequence[tuple[ShapeRecord, str]]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _lock(build_dir: Path) -> int:
@@ -129,7 +150,7 @@ def _lock(build_dir: Path) -> int:
     return handle
 
 
-def _prepare_build_dir(request: BuildRequest, identity: _BuildIdentity) -> tuple[Path, int]:
+def _prepare_build_dir(request: BuildRequest, identity: BuildIdentity) -> tuple[Path, int]:
     build_dir = request.out / layout.BUILD_DIR
     marker = build_dir / "build.json"
     if build_dir.exists():
@@ -146,24 +167,15 @@ def _prepare_build_dir(request: BuildRequest, identity: _BuildIdentity) -> tuple
     return build_dir, lock
 
 
-def _published_rows(request: BuildRequest, identity: _BuildIdentity) -> dict[str, ShapeRow]:
-    """Rows of the current version that an update may reuse (same renderer and weights)."""
-    if not request.reuse_published or not layout.has_index(request.out):
-        return {}
+def _reusable_version(request: BuildRequest, identity: BuildIdentity) -> IndexVersion | None:
+    """The current version when its shapes may be reused (same renderer, face budget and weights)."""
+    if not request.reuse or not layout.has_index(request.out):
+        return None
     current = open_index(request.out)
-    manifest = current.manifest
-    if manifest.render_identity != identity.render_identity or manifest.weights.sha256 != identity.weights_sha256:
-        log.info("renderer or weights changed since the current version: every shape is embedded again")
-        return {}
-    return {
-        entry.shape_id: ShapeRow(
-            entry,
-            current.vectors[row],
-            np.asarray(current.view_embeddings[row], dtype=np.float32),
-            current.directory / entry.thumbnail,
-        )
-        for row, entry in enumerate(manifest.shapes)
-    }
+    if not identity.matches(current.manifest):
+        log.info("renderer, face budget or weights changed since the current version: every shape is embedded again")
+        return None
+    return current
 
 
 Distributor = Callable[
@@ -174,12 +186,28 @@ Distributor = Callable[
 def local_distributor(
     todo: Sequence[tuple[ShapeRecord, str]], request: BuildRequest, model: AMVML, device: torch.device
 ) -> Iterator[tuple[Shard, StageTimes]]:
-    """One process: one renderer and the model, batch after batch."""
-    with Renderer(request.render) as renderer:
-        for batch in _batches(todo, request.batch_size):
-            times = StageTimes()
-            rendered, failed = render_shapes(batch, renderer, request.render, times)
-            yield Shard(embed_shapes(rendered, model, device, times), failed), times
+    """One process, three threads: a batch is loaded while the one before it is drawn and the one before that is
+    embedded (mapper.pipelined_shards)."""
+    engine = onnx_view_engine(model, device) if request.cpu_runtime == "onnxruntime" else None
+    preparation = MeshPreparation.for_views(request.max_faces, request.render)
+    cache = MeshCache(request.out / layout.MESH_CACHE, preparation.variant) if request.mesh_cache else None
+
+    def prepare_batch(batch: Sequence[tuple[ShapeRecord, str]]) -> PreparedBatch:
+        times = StageTimes()
+        shapes, failed = prepare_shapes(batch, preparation, cache, times)
+        return shapes, failed, times
+
+    def draw_batch(renderer: Renderer, batch: PreparedBatch) -> RenderedBatch:
+        shapes, failed, times = batch
+        rendered, failed_drawing = draw_shapes(shapes, renderer, request.render, times)
+        return rendered, failed + failed_drawing, times
+
+    def embed(rendered: list[RenderedShape], times: StageTimes) -> list[EmbeddedShape]:
+        return embed_shapes(rendered, model, device, times, engine)
+
+    yield from pipelined_shards(
+        _batches(todo, request.batch_size), prepare_batch, draw_batch, lambda: Renderer(request.render), embed
+    )
 
 
 def build_index(
@@ -187,15 +215,29 @@ def build_index(
     distributor: Distributor | None = None,
     on_shard: Callable[[int], None] | None = None,
 ) -> BuildReport:
-    """Render and embed every shape of the pool, then publish a new version; resumable, atomic."""
+    """Render and embed every shape of the pool that no earlier version or run has, then publish a new version
+    (unless it would equal the current one); resumable, atomic. Every failure is a BuildError (one line)."""
+    try:
+        return _build(request, distributor, on_shard)
+    except OSError as err:  # a folder that cannot be written, a full disk: the user's to fix, not a traceback
+        raise BuildError(f"index build in {request.out} failed: {err}") from err
+
+
+def _build(
+    request: BuildRequest, distributor: Distributor | None, on_shard: Callable[[int], None] | None
+) -> BuildReport:
     started = time.perf_counter()
-    request.out.mkdir(parents=True, exist_ok=True)
     if not request.pool.is_dir():
         raise BuildError(f"pool {request.pool} is not a directory")
+    if not request.weights.is_file():
+        raise BuildError(f"weights {request.weights} not found")
+    request.out.mkdir(parents=True, exist_ok=True)
     device = pick_device(request.device)
     model, header = load_amvml(request.weights, device)
     check_model_fits_renderer(model, request.render)
-    identity = _BuildIdentity(str(request.pool.resolve()), request.render.identity(), file_checksum(request.weights))
+    identity = BuildIdentity(
+        str(request.pool.resolve()), request.render.identity(), file_checksum(request.weights), request.max_faces
+    )
 
     listing = (
         scan_pool(request.pool, request.categories_csv)
@@ -203,22 +245,25 @@ def build_index(
         else PoolListing(shapes=request.shapes, skipped=())
     )
     log.info("pool %s: %d shapes, %d entries skipped", request.pool, len(listing.shapes), len(listing.skipped))
+    sources = relative_sources(listing.shapes, request.pool)
     build_dir, lock = _prepare_build_dir(request, identity)
     try:
         store = ShardStore(build_dir)
-        published = _published_rows(request, identity)
+        published = _reusable_version(request, identity)
         checksums = {r.shape_id: file_checksum(r.path) for r in listing.shapes}
 
-        finished: dict[str, EmbeddedShape | FailedShape] = {}
-        for shard in store.read_all():
-            for done in shard.finished():
-                if checksums.get(done.record.shape_id) == done.checksum:
-                    finished[done.record.shape_id] = done
-        reusable = {
-            sid: row
-            for sid, row in published.items()
-            if checksums.get(sid) == row.entry.checksum and sid not in finished
-        }
+        finished: dict[str, RowSource | FailedShape] = {}
+        for shard_path, row, stored in store.read_records():
+            if checksums.get(stored.record.shape_id) == stored.checksum:
+                finished[stored.record.shape_id] = (
+                    stored if isinstance(stored, FailedShape) else RowSource.in_shard(shard_path, row)
+                )
+        resumed = sum(1 for f in finished.values() if not isinstance(f, FailedShape))
+        reusable: dict[str, RowSource] = {}
+        if published is not None:
+            for row, entry in enumerate(published.manifest.shapes):
+                if checksums.get(entry.shape_id) == entry.checksum and entry.shape_id not in finished:
+                    reusable[entry.shape_id] = RowSource.published(row)
         todo = [
             (record, checksums[record.shape_id])
             for record in listing.shapes
@@ -237,10 +282,12 @@ def build_index(
             bar = tqdm(total=len(todo), unit="shape", desc=f"indexing on {device}", disable=not request.progress)
             failures_so_far = 0
             for shard, shard_times in distribute(todo, request, model, device):
-                store.write(shard)
+                shard_path = store.write(shard)
                 times.merge(shard_times)
-                for done in shard.finished():
-                    finished[done.record.shape_id] = done
+                for position, shape in enumerate(shard.embedded):
+                    finished[shape.record.shape_id] = RowSource.in_shard(shard_path, position)
+                for failure in shard.failed:
+                    finished[failure.record.shape_id] = failure
                 failures_so_far += len(shard.failed)
                 bar.update(len(shard.embedded) + len(shard.failed))
                 bar.set_postfix(failed=failures_so_far, views=times.counts["views"])
@@ -248,46 +295,75 @@ def build_index(
                     on_shard(len(finished))
             bar.close()
 
-        rows: list[ShapeRow] = []
+        rows: list[tuple[ShapeEntry, RowSource]] = []
         failures = [FailedEntry(source_path=str(s.path), reason=s.reason) for s in listing.skipped]
         for record in listing.shapes:
             sid = record.shape_id
-            if sid in reusable:
-                rows.append(reusable[sid])
-                continue
-            done = finished[sid]
+            done = reusable.get(sid) or finished[sid]
             if isinstance(done, FailedShape):
                 failures.append(FailedEntry(source_path=str(record.path), reason=done.reason, checksum=done.checksum))
                 continue
             entry = ShapeEntry(
                 shape_id=sid,
-                source_path=_relative_source(record.path, request.pool),
+                source_path=sources[sid],
                 category=record.category,
-                checksum=done.checksum,
+                checksum=checksums[sid],
                 thumbnail=f"{layout.THUMBNAILS}/{thumbnail_name(sid)}",
             )
-            rows.append(
-                ShapeRow(entry, done.shape_vector, done.view_embeddings, store.thumbnail_dir / thumbnail_name(sid))
-            )
+            rows.append((entry, done))
         if not rows:
             raise BuildError(f"no shape of {request.pool} could be indexed ({len(failures)} failed)")
 
+        plan = VersionPlan(
+            out=request.out,
+            rows=rows,
+            failures=failures,
+            header=header,
+            weights=request.weights,
+            pool_root=identity.pool,
+            render=request.render,
+            search=request.search,
+            max_faces=request.max_faces,
+            categories_csv=request.categories_csv,
+            embedding_dim=model.config.embedding_dim,
+            published=published,
+            shard_thumbnails=store.thumbnail_dir,
+        )
+        if published is not None and plan.same_as(published.manifest):
+            os.close(lock)
+            lock = -1
+            shutil.rmtree(build_dir, ignore_errors=True)
+            log.info("nothing changed since %s: no new version published", published.name)
+            return BuildReport(
+                published.directory,
+                len(rows),
+                0,
+                len(reusable),
+                0,
+                failures,
+                time.perf_counter() - started,
+                times,
+                published.manifest.approximate_recall_at_10,
+                published=False,
+            )
         start = time.perf_counter()
-        version_dir, recall = _write_version(request, rows, failures, header, identity, renderer_name=None)
+        version_dir, recall = write_version(plan)
         times.index += time.perf_counter() - start
+        del plan, published  # the old version's lease: pruning below may remove it
         layout.publish(request.out, version_dir)
-        layout.prune_versions(request.out, keep=request.keep_versions)
+        _prune(request)
+        if request.mesh_cache:
+            MeshCache(request.out / layout.MESH_CACHE, "").keep_only(checksums.values())
     finally:
-        os.close(lock)
+        if lock >= 0:
+            os.close(lock)
     shutil.rmtree(build_dir, ignore_errors=True)
     report = BuildReport(
         version_dir=version_dir,
         shapes=len(rows),
         embedded_now=times.counts["shapes"],
         reused=len(reusable),
-        resumed=len(finished)
-        - times.counts["shapes"]
-        - sum(1 for f in finished.values() if isinstance(f, FailedShape)),
+        resumed=resumed,
         failures=failures,
         seconds=time.perf_counter() - started,
         times=times,
@@ -305,90 +381,47 @@ def build_index(
     return report
 
 
-def _write_version(
-    request: BuildRequest,
-    rows: list[ShapeRow],
-    failures: list[FailedEntry],
-    header: CheckpointHeader,
-    identity: _BuildIdentity,
-    renderer_name: str | None,
-) -> tuple[Path, float | None]:
-    rows = sorted(rows, key=lambda r: r.entry.shape_id)
-    vectors = np.stack([r.vector for r in rows]).astype(np.float32)
-    view_embeddings = np.stack([r.view_embeddings for r in rows]).astype(np.float16)
-    name = layout.new_version_name()
-    staging = request.out / f".{name}.partial"
-    staging.mkdir()
-    (staging / layout.THUMBNAILS).mkdir()
-    for row in rows:
-        shutil.copyfile(row.thumbnail_source, staging / row.entry.thumbnail)
-    np.save(staging / layout.VECTORS, vectors)
-    np.save(staging / layout.VIEW_EMBEDDINGS, view_embeddings)
-    index = VectorSearch.build(vectors, request.index_kind)
-    index.save(staging / layout.FAISS_FILE)
-    recall = None
-    if request.index_kind != "exact":
-        recall = recall_at_k(index, VectorSearch.build(vectors, "exact"), vectors[: min(len(vectors), 1000)], k=10)
-        log.info("%s index recall@10 against exact search: %.3f", request.index_kind, recall)
-    manifest = Manifest(
-        version=name,
-        pool_root=identity.pool,
-        categories_csv=str(request.categories_csv.resolve()) if request.categories_csv else None,
-        render=request.render,
-        render_identity=identity.render_identity,
-        gl_renderer=renderer_name,
-        weights=weights_identity(request.weights.resolve(), header),
-        embedding_dim=vectors.shape[1],
-        index_kind=request.index_kind,
-        approximate_recall_at_10=recall,
-        counts=IndexCounts(shapes=len(rows), failed=len(failures), views=len(rows) * view_embeddings.shape[1]),
-        shapes=[r.entry for r in rows],
-        failures=failures,
+def _prune(request: BuildRequest) -> None:
+    from photo2cad.indexer.verify import verify_version
+
+    removed = layout.prune_versions(
+        request.out, keep=request.keep_versions, validates=lambda v: not verify_version(v, check_sources=False)
     )
-    manifest.write(staging)
-    problems = verify_version(staging, check_sources=False)
-    if problems:
-        shutil.rmtree(staging)
-        raise BuildError("the new index failed validation: " + "; ".join(problems))
-    version_dir = request.out / name
-    staging.rename(version_dir)
-    return version_dir, recall
+    for old in removed:
+        log.info("pruned the old version %s", old.name)
 
 
 def update_request(root: Path, weights: Path | None = None, **overrides: object) -> BuildRequest:
     """A build request that redoes the current version's build with reuse of unchanged shapes."""
-    current = open_index(root)
-    manifest = current.manifest
-    return BuildRequest(
+    manifest = open_index(root).manifest
+    request = BuildRequest(
         pool=Path(manifest.pool_root),
         out=root,
         weights=weights or Path(manifest.weights.path),
         categories_csv=Path(manifest.categories_csv) if manifest.categories_csv else None,
         render=manifest.render,
-        index_kind=manifest.index_kind,
-        reuse_published=True,
-        **overrides,  # type: ignore[arg-type]
+        search=manifest.search_config(),
+        max_faces=manifest.max_faces,
     )
+    return replace(request, **overrides)  # type: ignore[arg-type]
 
 
 def update_index(root: Path, weights: Path | None = None, **overrides: object) -> BuildReport:
     """Bring the index in `root` up to date with its pool: new files embedded, changed ones (by checksum) embedded
-    again, deleted ones dropped, unchanged ones reused; with other `weights`, everything is embedded again."""
+    again, deleted ones dropped, unchanged ones reused; with other `weights`, everything is embedded again; with
+    another `search`, the vectors are indexed again without rendering. Publishes nothing when nothing changed."""
     return build_index(update_request(root, weights, **overrides))
 
 
 def ensure_index(request: BuildRequest) -> IndexVersion:
-    """The current version of `request.out` when it was built from the same pool, weights and renderer settings,
-    else a new build of it."""
+    """The current version of `request.out` when it was built from the same pool, weights, renderer settings and
+    face budget, else a new build of it."""
     if layout.has_index(request.out):
         current = open_index(request.out)
-        manifest = current.manifest
-        same = (
-            manifest.pool_root == str(request.pool.resolve())
-            and manifest.weights.sha256 == file_checksum(request.weights)
-            and manifest.render_identity == request.render.identity()
+        identity = BuildIdentity(
+            str(request.pool.resolve()), request.render.identity(), file_checksum(request.weights), request.max_faces
         )
-        if same:
+        if current.manifest.pool_root == identity.pool and identity.matches(current.manifest):
             log.info("reusing the index in %s", request.out)
             return current
         log.info("the index in %s was built from another pool, weights or renderer settings: rebuilding", request.out)

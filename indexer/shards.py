@@ -1,5 +1,6 @@
 """Finished work of a build, shard by shard: a shard file appears (by rename) only when complete, so a rerun
-knows exactly which shapes are done and redoes none of them."""
+knows exactly which shapes are done and redoes none of them. A shard's arrays are read only when its version is
+written (`read_arrays`), one shard at a time: a build of a million shapes never holds them all in memory."""
 
 from __future__ import annotations
 
@@ -68,25 +69,37 @@ class ShardStore:
         }
         if shard.embedded:
             arrays["vectors"] = np.stack([s.shape_vector for s in shard.embedded]).astype(np.float32)
-            arrays["view_embeddings"] = np.stack([s.view_embeddings for s in shard.embedded]).astype(np.float32)
+            # float16, as the version stores them: half the disk for the same published index
+            arrays["view_embeddings"] = np.stack([s.view_embeddings for s in shard.embedded]).astype(np.float16)
         path = self.shard_dir / f"shard-{self.next_number():06d}.npz"
         with atomic_path(path) as partial:
             np.savez(partial, **arrays)
         return path
 
-    def read_all(self) -> Iterator[Shard]:
+    def read_records(self) -> Iterator[tuple[Path, int, EmbeddedRecord | FailedShape]]:
+        """(shard file, row in it, what it holds) for every finished shape, without reading vectors."""
         for path in sorted(self.shard_dir.glob("shard-*.npz")):  # a shard being written has a hidden name
             with np.load(path, allow_pickle=False) as data:
                 records = [json.loads(r) for r in data["records"].tolist()]
                 failed = [json.loads(f) for f in data["failed"].tolist()]
-                vectors = data["vectors"] if records else np.zeros((0, 0), np.float32)
-                views = data["view_embeddings"] if records else np.zeros((0, 0, 0), np.float32)
-            embedded = [
-                EmbeddedShape(_record_from_json(r), r["checksum"], vectors[i], views[i], b"")
-                for i, r in enumerate(records)
-            ]
-            failures = [FailedShape(_record_from_json(f), f["checksum"], f["reason"]) for f in failed]
-            yield Shard(embedded, failures)
+            for row, r in enumerate(records):
+                yield path, row, EmbeddedRecord(_record_from_json(r), str(r["checksum"]))
+            for f in failed:
+                yield path, -1, FailedShape(_record_from_json(f), f["checksum"], f["reason"])
+
+
+@dataclass(frozen=True)
+class EmbeddedRecord:
+    """A shape a shard holds vectors of."""
+
+    record: ShapeRecord
+    checksum: str
+
+
+def read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(shape vectors (n, D) float32, view embeddings (n, V, D)) of one shard file."""
+    with np.load(path, allow_pickle=False) as data:
+        return data["vectors"].astype(np.float32), data["view_embeddings"]
 
 
 def thumbnail_name(shape_id: str) -> str:

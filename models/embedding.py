@@ -1,19 +1,23 @@
 """How shapes and photos are embedded: the one path the indexer, evaluation, training and the service share.
 
 grey views (N, V, S, S, 3) uint8 -> views_to_tensor -> AMVML.embed_views, in batches, under autocast
+    (or the same network on ONNX Runtime, models/onnx_views.py, when the caller passes its engine: a CPU index build)
 photos (B, 3, S, S) in [0, 1] (preprocess.photo_to_tensor) -> AMVML.embed_photo, under autocast
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 
 from photo2cad.device import autocast
 from photo2cad.models.amvml import AMVML
+
+if TYPE_CHECKING:
+    from photo2cad.models.onnx_views import OnnxViewEngine
 
 
 class ShapeVectors(NamedTuple):
@@ -39,9 +43,21 @@ def view_batches(grey: np.ndarray, device: torch.device, batch_shapes: int) -> I
 
 
 @torch.inference_mode()
-def embed_view_sets(model: AMVML, grey: np.ndarray, device: torch.device, batch_shapes: int = 4) -> ShapeVectors:
-    """(N, V, S, S, 3) uint8 grey views -> shape vectors and view embeddings (the model is put in eval mode)."""
+def embed_view_sets(
+    model: AMVML,
+    grey: np.ndarray,
+    device: torch.device,
+    batch_shapes: int = 4,
+    engine: OnnxViewEngine | None = None,
+) -> ShapeVectors:
+    """(N, V, S, S, 3) uint8 grey views -> shape vectors and view embeddings (the model is put in eval mode).
+
+    `engine` (models.onnx_views.onnx_view_engine, made from this model) runs the same network on ONNX Runtime: the
+    same vectors within float rounding, about twice as fast on a CPU."""
     model.eval()
+    if engine is not None:
+        parts = [engine(grey[start : start + batch_shapes]) for start in range(0, len(grey), batch_shapes)]
+        return ShapeVectors(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
     vectors, view_embeddings = [], []
     for chunk in view_batches(grey, device, batch_shapes):
         with autocast(device):

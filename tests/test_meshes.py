@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from photo2cad.shapes.meshes import MESH_SUFFIXES, MeshLoadError, file_checksum, load_mesh, normalise
+from photo2cad.shapes.meshes import MESH_SUFFIXES, MeshLoadError, file_checksum, load_mesh, normalise, simplify
 
 
 @pytest.mark.parametrize("suffix", MESH_SUFFIXES)
@@ -124,3 +124,36 @@ def test_file_checksum_is_the_sha256_of_the_bytes(tmp_path: Path) -> None:
     path.write_bytes(data)
 
     assert file_checksum(path) == hashlib.sha256(data).hexdigest()
+
+
+def heavy_box(faces_at_least: int = 50_000) -> trimesh.Trimesh:
+    """A box whose flat sides are tessellated into many small faces: heavy, with nothing a view could show."""
+    mesh = trimesh.creation.box(extents=(2.0, 1.0, 0.5))
+    while len(mesh.faces) < faces_at_least:
+        mesh = mesh.subdivide()
+    return mesh
+
+
+def test_a_mesh_within_the_face_budget_is_not_simplified() -> None:
+    box = trimesh.creation.box()
+
+    assert simplify(box, max_faces=100, max_error=0.001) is box
+
+
+def test_a_heavy_mesh_is_simplified_to_the_budget_without_moving_its_surface() -> None:
+    heavy = heavy_box()
+
+    light = simplify(heavy, max_faces=2_000, max_error=0.001)
+
+    assert len(light.faces) <= 2_000
+    np.testing.assert_allclose(light.bounds, heavy.bounds, atol=0.001 * 2.0)
+    assert len(light.vertices) == len(np.unique(light.faces))  # unused vertices are dropped
+    assert light.area == pytest.approx(heavy.area, rel=1e-3)
+
+
+def test_simplification_stops_at_the_error_bound_rather_than_lose_visible_detail() -> None:
+    sphere = trimesh.creation.icosphere(subdivisions=5)  # curved everywhere: every collapse moves the surface
+
+    kept = simplify(sphere, max_faces=100, max_error=1e-4)
+
+    assert len(kept.faces) > 100

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from photo2cad.indexer import build_index, layout
 from photo2cad.indexer.runner import update_request
+from photo2cad.indexer.vector_search import SearchConfig
 from photo2cad.service.app import create_app
 from tests.helpers import ServedIndex, metric, post_photo, rendered_photo, settings_for
 
@@ -68,7 +69,8 @@ def admin_client(index_root: Path) -> Iterator[TestClient]:
 def test_the_watcher_swaps_in_a_version_published_by_index_update(index_root: Path) -> None:
     with TestClient(create_app(settings_for(index_root, reload_poll_seconds=0.1))) as client:
         before = serving_version(client)
-        report = build_index(update_request(index_root, progress=False))
+        # An update publishes only what changes: here how the vectors are searched (no rendering).
+        report = build_index(update_request(index_root, progress=False, search=SearchConfig(kind="hnsw")))
         assert report.reused == 8 and report.version_dir.name != before
         assert wait_for_version(client, report.version_dir.name)
         assert post_photo(client, rendered_photo(index_root)).json()["index_version"] == report.version_dir.name

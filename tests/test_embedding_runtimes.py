@@ -1,0 +1,46 @@
+"""The ONNX Runtime path of embed_view_sets gives PyTorch's vectors (the CPU index build uses it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from photo2cad.models.embedding import embed_view_sets
+from photo2cad.models.onnx_views import OnnxViewEngine, onnx_view_engine
+from photo2cad.shapes.render import Renderer
+from photo2cad.weights.checkpoint import load_amvml
+from tests.helpers import TEST_RENDER
+from tests.meshpool import shapes
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def grey_views() -> np.ndarray:
+    """(3, 4, 64, 64, 3) renders of three test shapes, as the indexer embeds them."""
+    with Renderer(TEST_RENDER) as renderer:
+        meshes = list(shapes().values())[:3]
+        views = [
+            renderer.render(m.copy().apply_scale(0.5), TEST_RENDER.embed_size, passes=("grey",)).grey for m in meshes
+        ]
+    return np.stack(views)  # type: ignore[arg-type]
+
+
+def test_onnx_runtime_embeds_views_as_pytorch_does(tiny_weights: Path, grey_views: np.ndarray) -> None:
+    model, _ = load_amvml(tiny_weights, CPU)
+
+    reference = embed_view_sets(model, grey_views, CPU, batch_shapes=2)
+    fast = embed_view_sets(model, grey_views, CPU, batch_shapes=2, engine=OnnxViewEngine(model))
+
+    np.testing.assert_allclose(fast.vectors, reference.vectors, atol=1e-4)
+    np.testing.assert_allclose(fast.view_embeddings, reference.view_embeddings, atol=1e-4)
+    assert not np.allclose(reference.vectors[0], reference.vectors[1])  # the shapes differ: the check can fail
+
+
+def test_a_gpu_embeds_with_pytorch(tiny_weights: Path) -> None:
+    model, _ = load_amvml(tiny_weights, CPU)
+
+    assert onnx_view_engine(model, torch.device("cuda")) is None
