@@ -94,10 +94,10 @@ class BundledRecipe(BaseModel):
 
     backbone: Backbone = "efficientnet_lite0"
     image_size: int = Field(160, ge=32, description="side of the views and photos")
-    epochs: int = Field(5, ge=1, description="warm-up epochs (the backbone frozen but the photo branch)")
+    epochs: int = Field(8, ge=1, description="warm-up epochs (the backbone frozen but the photo branch)")
     photo_branch_lr: float = Field(1e-4, ge=0)
     anchor_looks: tuple[Literal["own", "random", "tsm"], ...] = ("own", "random", "tsm")
-    unphotographed_weight: float = Field(0.0, description="AMVMLTrainConfig.unphotographed_weight")
+    unphotographed_weight: float = Field(0.1, description="AMVMLTrainConfig.unphotographed_weight")
     photos_move_shapes: bool = Field(True, description="AMVMLTrainConfig.photos_move_shapes")
     domain_weight: float = Field(10.0, description="AMVMLTrainConfig.domain_weight")
     tsm_image_size: int = Field(128, description="the TSM's side: 128 px is what a CPU trains in minutes")
