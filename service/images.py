@@ -5,8 +5,8 @@ checked from the header before any pixel is decoded, and only the decoders of th
 
 Two steps, so that the caller can bound memory between them: `open_image` reads the header only (cheap: format,
 size, EXIF orientation, how many pixels decoding will produce) and `load_upright` decodes. Pixels that are not 8-bit
-RGB (16-bit grey, transparency, palettes) are turned into what the network was trained on by `flatten_photo` and
-`binary_mask`, never silently clipped or dropped.
+RGB (16-bit grey, transparency, palettes) are turned into what the network was trained on by
+`models.preprocess.flatten_photo` and `binary_mask`, never silently clipped or dropped.
 """
 
 from __future__ import annotations
@@ -17,11 +17,9 @@ import re
 from dataclasses import dataclass
 from typing import BinaryIO
 
-import numpy as np
 import pi_heif
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from photo2cad.models.preprocess import PAD_COLOUR
 from photo2cad.service.errors import BadImage, ImageTooLarge, UnsupportedImage
 
 # HEIC/HEIF (iPhones' default) through pi-heif's decoder-only plugin; AVIF through Pillow's own plugin.
@@ -46,9 +44,6 @@ _SIGNATURES: tuple[tuple[int, bytes, str], ...] = (
     (0, b"<?xml", "an SVG/XML"),
 )
 
-# Alpha at or above this counts as object when a transparent photo's alpha becomes its mask: half-opaque, so that the
-# faint shadows and halos cut-out tools leave around an object do not count as object.
-ALPHA_OBJECT_THRESHOLD = 128
 
 ImageSource = bytes | BinaryIO  # the upload: its bytes, or a file holding them (a spooled upload, a file on disk)
 
@@ -210,41 +205,6 @@ def load_upright(opened: OpenedImage) -> Image.Image:
         return ImageOps.exif_transpose(opened.image)
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as err:
         raise BadImage(f"the {opened.what} is truncated or corrupt ({err}); send the whole file") from err
-
-
-def _to_8bit(image: Image.Image) -> Image.Image:
-    """16- and 32-bit integer grey -> 8-bit grey by its high byte (Pillow's own conversion clips at 255: white)."""
-    if image.mode.startswith("I;16") or image.mode == "I":
-        values = np.asarray(image).astype(np.uint32)
-        return Image.fromarray((values >> 8).clip(0, 255).astype(np.uint8), mode="L")
-    return image
-
-
-def flatten_photo(image: Image.Image) -> tuple[Image.Image, Image.Image | None]:
-    """An upright decoded photo -> (8-bit RGB, its alpha as a 0/255 object mask, or None when it has none).
-
-    Transparent pixels are composited onto white, the background of the pool renders the shapes were embedded from,
-    instead of showing the network whatever colour the file stores under them."""
-    image = _to_8bit(image)
-    if not image.has_transparency_data:
-        return (image if image.mode == "RGB" else image.convert("RGB")), None
-    rgba = image.convert("RGBA")
-    alpha = rgba.getchannel("A")
-    if alpha.getextrema()[0] == 255:  # an alpha channel, all opaque: nothing to composite, no mask in it
-        return rgba.convert("RGB"), None
-    background = Image.new("RGBA", rgba.size, (*PAD_COLOUR, 255))
-    flat = Image.alpha_composite(background, rgba).convert("RGB")
-    return flat, alpha.point(lambda a: 255 if a >= ALPHA_OBJECT_THRESHOLD else 0)
-
-
-def binary_mask(image: Image.Image) -> Image.Image:
-    """An upright decoded mask in any mode -> 0/255 grey: a non-zero pixel is object, as the API documents."""
-    image = _to_8bit(image)
-    if image.mode == "P":
-        image = image.convert("RGBA" if image.has_transparency_data else "RGB")
-    values = np.asarray(image)
-    is_object = values.any(axis=2) if values.ndim == 3 else values != 0
-    return Image.fromarray(np.where(is_object, 255, 0).astype(np.uint8), mode="L")
 
 
 def check_box_inside(box: Box, size: tuple[int, int], limits: ImageLimits) -> None:

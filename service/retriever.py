@@ -18,7 +18,7 @@ from PIL import Image
 
 from photo2cad.indexer import IndexVersion
 from photo2cad.indexer.manifest import ShapeEntry
-from photo2cad.models.preprocess import mask_to_tensor, photo_to_tensor
+from photo2cad.models.preprocess import binary_mask, flatten_photo, mask_to_tensor, photo_to_tensor
 from photo2cad.service.admission import DecodeBudget, InFlightLimit
 from photo2cad.service.batcher import BatcherStopped, MicroBatcher
 from photo2cad.service.encoder import PhotoInput, QueryEncoder
@@ -28,12 +28,10 @@ from photo2cad.service.images import (
     ImageLimits,
     ImageSource,
     OpenedImage,
-    binary_mask,
     check_box_inside,
     check_mask_fits,
     crop_to_box,
     draft_for,
-    flatten_photo,
     load_upright,
     open_image,
     shrink,

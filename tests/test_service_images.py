@@ -14,8 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
 
+from photo2cad.models.preprocess import flatten_photo
 from photo2cad.service.app import create_app
-from photo2cad.service.images import ImageLimits, draft_for, flatten_photo, load_upright, open_image
+from photo2cad.service.images import ImageLimits, draft_for, load_upright, open_image
 from tests.helpers import ServedIndex, image_bytes, post_photo, rendered_photo, settings_for
 
 DATA = Path(__file__).parent / "data"
