@@ -87,4 +87,6 @@ def print_table(answer: RetrieveBatchResponse) -> None:
         typer.echo(f"{item.filename}  (index {answer.index_version}, {timings.total_ms:.0f} ms)")
         width = max((len(r.shape_id) for r in item.answer.results), default=8)
         for result in item.answer.results:
-            typer.echo(f"  {result.rank:>3}  {result.shape_id:<{width}}  {result.score:6.3f}  {result.category or ''}")
+            match = f"{result.match} match" if result.match else ""
+            category = result.category or ""
+            typer.echo(f"  {result.rank:>3}  {result.shape_id:<{width}}  {result.score:6.3f}  {match:<14}  {category}")

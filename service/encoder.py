@@ -15,6 +15,7 @@ from photo2cad.models import AMVML
 from photo2cad.models.embedding import embed_photos
 from photo2cad.service.errors import ServiceConfigError
 from photo2cad.shapes.meshes import file_checksum
+from photo2cad.weights.bands import ScoreBands, score_bands_of
 from photo2cad.weights.bundled import NoWeightsError, resolve_amvml
 from photo2cad.weights.checkpoint import CheckpointError, load_amvml
 
@@ -64,21 +65,29 @@ def compatibility_problems(
 class QueryEncoder:
     """AMV-ML's photo branch on one device; not thread-safe for `embed`, which the batcher runs in one thread."""
 
-    def __init__(self, model: AMVML, weights_path: Path, weights_sha256: str, device: torch.device) -> None:
+    def __init__(
+        self,
+        model: AMVML,
+        weights_path: Path,
+        weights_sha256: str,
+        device: torch.device,
+        score_bands: ScoreBands | None = None,
+    ) -> None:
         self.model = model
         self.weights_path = weights_path
         self.weights_sha256 = weights_sha256
         self.device = device
+        self.score_bands = score_bands  # what a first result's score means for these weights, when measured
 
     @classmethod
     def load(cls, path: Path, device: torch.device, sha256: str | None = None) -> QueryEncoder:
         try:
-            model, _ = load_amvml(path, device)
+            model, header = load_amvml(path, device)
         except CheckpointError as err:
             raise ServiceConfigError(str(err)) from err
         # NHWC: oneDNN's convolutions run 10-20 % faster on it on a CPU (docs/service.md); same numbers out.
         model = model.to(memory_format=torch.channels_last)
-        return cls(model, path, sha256 or file_checksum(path), device)
+        return cls(model, path, sha256 or file_checksum(path), device, score_bands_of(header))
 
     @property
     def image_size(self) -> int:

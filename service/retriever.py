@@ -38,6 +38,7 @@ from photo2cad.service.images import (
 )
 from photo2cad.service.metrics import ServiceMetrics
 from photo2cad.service.served_index import ServedIndex
+from photo2cad.weights.bands import Match
 
 # (query (D,), candidates' view embeddings (N, V, D)) -> (N,) scores
 Reranker = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -91,6 +92,7 @@ class RetrievedShape:
     entry: ShapeEntry
     score: float  # what the ranking used (the re-ranking score with rerank)
     search_score: float  # cosine of photo and shape vector
+    match: Match | None  # the band of search_score, when the weights' bands were measured
 
 
 @dataclass(frozen=True)
@@ -281,5 +283,14 @@ class Retriever:
             "total": time.perf_counter() - started,
         }
         self.metrics.observe_stages(seconds)
-        shapes = [RetrievedShape(index.manifest.shapes[r.row], r.score, r.search_score) for r in ranking.rows]
+        bands = self.encoder.score_bands
+        shapes = [
+            RetrievedShape(
+                index.manifest.shapes[r.row],
+                r.score,
+                r.search_score,
+                bands.match(r.search_score) if bands is not None else None,
+            )
+            for r in ranking.rows
+        ]
         return Retrieval(index.name, shapes, rerank, encoded.batch_size, seconds)

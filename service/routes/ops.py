@@ -8,7 +8,15 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
 from photo2cad.service.metrics import ServiceMetrics
-from photo2cad.service.schemas import CategoryCount, Health, IndexInfo, Readiness, WeightsInfo, error_responses
+from photo2cad.service.schemas import (
+    CategoryCount,
+    Health,
+    IndexInfo,
+    Readiness,
+    ScoreBandsInfo,
+    WeightsInfo,
+    error_responses,
+)
 from photo2cad.service.state import ServiceState, metrics_of, service_state
 
 router = APIRouter(tags=["operations"])
@@ -64,4 +72,5 @@ async def index_info(state: Annotated[ServiceState, Depends(service_state)]) -> 
         image_size=state.encoder.image_size,
         max_batch_photos=state.settings.max_batch_photos,
         api_key_required=state.settings.api_key is not None,
+        score_bands=ScoreBandsInfo(**bands.model_dump()) if (bands := state.encoder.score_bands) else None,
     )

@@ -48,6 +48,7 @@ def response_for(retrieval: Retrieval, root_path: str) -> RetrieveResponse:
                 mesh_url=links.mesh_url,
                 mesh_format=links.mesh_format,
                 glb_url=links.glb_url,
+                match=shape.match,
             )
         )
     return RetrieveResponse(

@@ -30,6 +30,16 @@ async function loadIndexInfo() {
     $("index-info").textContent = `index ${info.version} · ${info.shapes} shapes · ${info.views_per_shape} views each`;
     $("top-k").max = info.top_k_max;
     state.apiKeyRequired = info.api_key_required;
+    if (info.score_bands) {
+      const bands = info.score_bands;
+      $("band-help").textContent =
+        `Match badges come from these weights' scores on real photos they never saw (${bands.measured_on}): ` +
+        `strong at ${bands.strong.toFixed(2)} and above (first results there were right ` +
+        `${Math.round(100 * bands.strong_precision)} % of the time), weak below ${bands.weak.toFixed(2)} ` +
+        `(where ${Math.round(100 * bands.absent_share_below_weak)} % of photos of models missing from the catalogue ` +
+        `landed): a weak first result probably means the object is not in this catalogue.`;
+      $("band-help").hidden = false;
+    }
     $("key-row").hidden = !info.api_key_required;
     $("api-key").value = sessionStorage.getItem("photo2cad-api-key") || "";
     for (const category of info.categories) {
@@ -160,6 +170,17 @@ function card(shape) {
   item.querySelector(".cat").textContent = shape.category || "no category";
   item.querySelector(".value").textContent = `score ${shape.score.toFixed(3)}`;
   item.querySelector(".value").title = "cosine similarity of photo and shape embeddings; higher is closer";
+  if (shape.match) {
+    const badge = item.querySelector(".badge");
+    badge.textContent = `${shape.match} match`;
+    badge.className = `badge ${shape.match}`;
+    badge.title = {
+      strong: "a score right first results usually had",
+      possible: "between the bands: check the model",
+      weak: "a score right answers seldom had: the object may not be in this catalogue",
+    }[shape.match];
+    badge.hidden = false;
+  }
   const format = shape.mesh_format.toUpperCase() || "mesh";
   const downloads = item.querySelector(".downloads");
   downloads.appendChild(downloadLink(shape.mesh_url, `${format} (original)`, `the ${format} file as indexed`));
