@@ -143,9 +143,12 @@ class WeightsInfo(BaseModel):
 
 
 class ScoreBandsInfo(BaseModel):
-    strong: float = Field(description="search scores at or above this are a strong match")
+    strong: float | None = Field(
+        description="search scores at or above this are a strong match; null when no score was reliably right on "
+        "the held-out photos (the match is then never called strong)"
+    )
     weak: float = Field(description="search scores below this are a weak match")
-    strong_precision: float = Field(description="share of first results at or above strong that were right")
+    strong_precision: float | None = Field(description="share of first results at or above strong that were right")
     weak_share_of_right: float = Field(description="share of right first results that scored below weak")
     absent_share_below_weak: float = Field(
         description="share of photos whose model was missing from the pool whose first result scored below weak"

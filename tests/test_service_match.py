@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -54,3 +55,17 @@ def test_weights_without_measured_bands_leave_the_match_empty(served_index: Serv
         response = post_photo(client, rendered_photo(served_index.root), top_k=3)
         assert all(result["match"] is None for result in response.json()["results"])
         assert client.get("/index").json()["score_bands"] is None
+
+
+def test_weights_whose_bands_found_no_strong_score_never_call_a_match_strong(
+    served_index: ServedIndex, tmp_path: Path
+) -> None:
+    model, header = load_amvml(served_index.weights)
+    no_strong = BANDS.model_copy(update={"strong": None, "strong_precision": None, "weak": -1.0})
+    notes = {**header.notes, "score_bands": no_strong.model_dump(mode="json")}
+    save_checkpoint(tmp_path / "w.safetensors", model, header.model_copy(update={"notes": notes}))
+    settings = settings_for(served_index.root, weights=tmp_path / "w.safetensors", allow_weights_mismatch=True)
+    with TestClient(create_app(settings)) as client:
+        results = post_photo(client, rendered_photo(served_index.root), top_k=8).json()["results"]
+        assert [r["match"] for r in results] == ["possible"] * len(results)  # every score is above weak (-1)
+        assert client.get("/index").json()["score_bands"]["strong"] is None

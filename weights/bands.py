@@ -16,11 +16,17 @@ Match = Literal["strong", "possible", "weak"]
 
 
 class ScoreBands(BaseModel):
-    """Score edges of the first result: >= strong, likely the model; < weak, likely not in the catalogue at all."""
+    """Score edges of the first result: >= strong, likely the model; < weak, likely not in the catalogue at all.
 
-    strong: float = Field(description="first results scoring at least this were the photographed model most often")
+    `strong` is None when no score was high enough for its first results to be right often enough: the weights
+    can then say that a match is weak, never that it is strong (on models no training photo showed, that is honest).
+    """
+
+    strong: float | None = Field(
+        description="first results scoring at least this were the photographed model most often; None: no score was"
+    )
     weak: float = Field(description="below this, first results were almost never the photographed model")
-    strong_precision: float = Field(description="share of first results >= strong that were right, when measured")
+    strong_precision: float | None = Field(description="share of first results >= strong that were right")
     weak_share_of_right: float = Field(description="share of right first results that scored below weak")
     absent_share_below_weak: float = Field(
         description="share of photos whose model was taken out of the pool that scored below weak"
@@ -28,7 +34,7 @@ class ScoreBands(BaseModel):
     measured_on: str = Field(description="which photos, which pool, how many")
 
     def match(self, score: float) -> Match:
-        if score >= self.strong:
+        if self.strong is not None and score >= self.strong:
             return "strong"
         return "possible" if score >= self.weak else "weak"
 

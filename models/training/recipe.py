@@ -153,7 +153,7 @@ def train_bundled(
         progress=progress,
         validation=held_out,
     )
-    validation, measured = _validate(result.checkpoint, sources, render, cache, device, progress)
+    validation, measured = _validate(result.checkpoint, sources, render, cache, device, progress, HELD_OUT[holdout])
     bands = measured or score_bands
     model, header = load_amvml(result.checkpoint)
     training_data = f"bundled recipe (holdout {holdout}): " + "; ".join(
@@ -206,6 +206,14 @@ def _train_texture_synthesis(
     )
 
 
+# What the held-out photos show, in the words of the score bands' `measured_on`.
+HELD_OUT: dict[Holdout, str] = {
+    "none": "",
+    "photos": "of models that training photos also show",
+    "models": "of models no training photo shows",
+}
+
+
 def _validate(
     checkpoint: Path,
     sources: dict[str, RetrievalDataset],
@@ -213,6 +221,7 @@ def _validate(
     cache: Path,
     device: torch.device,
     progress: bool,
+    which_photos: str,
 ) -> tuple[dict[str, dict[str, float | int | None]], ScoreBands | None]:
     """Figures of the last epoch on every source's validation photos (never trained on), each against its own pool,
     and the score bands of the real photos (the ikea source) when it holds any out."""
@@ -226,6 +235,7 @@ def _validate(
         figures[name] = evaluate_split(model, part, views, "val", device)
         if name == "ikea":
             embedded = embed_split(model, part, views, "val", device)
-            described = f"{len(embedded.queries)} held-out real IKEA photos against a pool of {len(part.shapes)}"
+            photos, pool = len(embedded.queries), len(part.shapes)
+            described = f"{photos} held-out real IKEA photos {which_photos}, against a pool of {pool}"
             bands = measure_bands(embedded.query_vectors, embedded.shape_vectors, embedded.gt_rows, described)
     return figures, bands

@@ -32,12 +32,16 @@ async function loadIndexInfo() {
     state.apiKeyRequired = info.api_key_required;
     if (info.score_bands) {
       const bands = info.score_bands;
+      const strong = bands.strong === null
+        ? "no score was high enough for its first results to be right most of the time, so no match is called strong: check the results yourself"
+        : `strong at ${bands.strong.toFixed(2)} and above (first results there were right ` +
+          `${Math.round(100 * bands.strong_precision)} % of the time)`;
       $("band-help").textContent =
         `Match badges come from these weights' scores on real photos they never saw (${bands.measured_on}): ` +
-        `strong at ${bands.strong.toFixed(2)} and above (first results there were right ` +
-        `${Math.round(100 * bands.strong_precision)} % of the time), weak below ${bands.weak.toFixed(2)} ` +
-        `(where ${Math.round(100 * bands.absent_share_below_weak)} % of photos of models missing from the catalogue ` +
-        `landed): a weak first result probably means the object is not in this catalogue.`;
+        `${strong}; weak below ${bands.weak.toFixed(2)}, where ${Math.round(100 * bands.absent_share_below_weak)} % ` +
+        `of photos of models missing from the catalogue landed and only ` +
+        `${Math.round(100 * bands.weak_share_of_right)} % of right answers: a weak first result probably means the ` +
+        `object is not in this catalogue.`;
       $("band-help").hidden = false;
     }
     $("key-row").hidden = !info.api_key_required;
