@@ -44,3 +44,9 @@ def test_a_gpu_embeds_with_pytorch(tiny_weights: Path) -> None:
     model, _ = load_amvml(tiny_weights, CPU)
 
     assert onnx_view_engine(model, torch.device("cuda")) is None
+
+
+def test_a_cpu_embeds_with_onnx_runtime_out_of_the_box(tiny_weights: Path) -> None:
+    model, _ = load_amvml(tiny_weights, CPU)
+
+    assert onnx_view_engine(model, CPU) is not None  # the install brings the exporter (onnx), not just the runtime
