@@ -14,6 +14,8 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from photo2cad.indexer import layout
+from photo2cad.indexer.manifest import Manifest
+from photo2cad.indexer.shape_table import ShapeTable
 from photo2cad.service.app import create_app
 from tests.helpers import ServedIndex, image_bytes, post_photo, rendered_photo, settings_for
 
@@ -153,12 +155,12 @@ def publish_with_manifest_change(root: Path, shape_id: str, source_path: str) ->
     name = layout.new_version_name() + "-escaping"
     version = root / name
     shutil.copytree(current, version)
-    manifest = json.loads((version / "manifest.json").read_text())
-    manifest["version"] = name
-    for entry in manifest["shapes"]:
-        if entry["shape_id"] == shape_id:
-            entry["source_path"] = source_path
-    (version / "manifest.json").write_text(json.dumps(manifest))
+    manifest = Manifest.read(version)
+    entries = [
+        entry.model_copy(update={"source_path": source_path}) if entry.shape_id == shape_id else entry
+        for entry in manifest.shapes
+    ]
+    manifest.model_copy(update={"version": name, "shapes": ShapeTable.from_entries(entries)}).write(version)
     layout.publish(root, version)
     return name
 
