@@ -24,6 +24,7 @@ from photo2cad.models.evaluation.bands import measure_bands
 from photo2cad.models.training.config import BundledRecipe
 from photo2cad.models.training.recipe import train_bundled
 from photo2cad.weights.bands import score_bands_of
+from photo2cad.weights.bundled import DEFAULT_AMVML, resolve_amvml
 from photo2cad.weights.checkpoint import read_header
 from tests.photoset import write_photo_dataset
 
@@ -105,7 +106,8 @@ def test_the_bundled_recipe_trains_on_every_source_and_records_itself(
     assert json.loads((tmp_path / "out" / "validation.json").read_text()) == result.validation
     assert (tmp_path / "work" / "tsm" / "tsm-last.safetensors").is_file()  # the TSM painted the tsm look
     bands = score_bands_of(header)  # measured on the held-out real photos, recorded for the service
-    assert bands is not None and bands.weak <= bands.strong and "held-out real IKEA photos" in bands.measured_on
+    assert bands is not None and "held-out real IKEA photos" in bands.measured_on
+    assert bands.strong is None or bands.weak <= bands.strong
 
 
 def test_score_bands_separate_right_first_results_from_wrong_and_absent_ones() -> None:
@@ -121,7 +123,52 @@ def test_score_bands_separate_right_first_results_from_wrong_and_absent_ones() -
 
     first = (queries @ shapes.T).argmax(axis=1)
     scores = (queries @ shapes.T).max(axis=1)
+    assert bands is not None and bands.strong is not None and bands.strong_precision is not None
     assert bands.weak <= bands.strong
     assert np.mean(first[scores >= bands.strong] == gt[scores >= bands.strong]) >= 0.8
     assert bands.strong_precision >= 0.8 and bands.weak_share_of_right <= 0.06
     assert bands.absent_share_below_weak > 0.5  # without its model in the pool, a photo mostly scores weak
+
+
+def test_the_default_weights_are_the_bundled_recipes_and_record_it() -> None:
+    assert resolve_amvml(None) == DEFAULT_AMVML and DEFAULT_AMVML.name == "amvml-default.safetensors"
+    header = read_header(DEFAULT_AMVML)
+    assert header.notes["holdout"] == "none"  # trained on every real photo we have
+    assert header.notes["recipe"] == BundledRecipe().model_dump(mode="json")  # the command's defaults reproduce it
+    assert set(header.notes["sources"]) == {"ikea", "demo", "sweethome3d"}
+    assert header.renderer is not None and header.renderer["framing"] == "object"
+    bands = score_bands_of(header)
+    assert bands is not None and "held-out" in bands.measured_on
+
+
+def test_index_build_without_weights_embeds_with_the_default_weights(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from photo2cad.cli import app
+    from photo2cad.indexer import open_index
+    from photo2cad.shapes.meshes import file_checksum
+    from tests.meshpool import write_pool
+
+    write_pool(tmp_path / "pool", count=3, corrupt=False)
+    args = ["index", "build", str(tmp_path / "pool"), "--out", str(tmp_path / "index"), "--views", "2"]
+    result = CliRunner().invoke(app, [*args, "--no-progress", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    manifest = open_index(tmp_path / "index").manifest
+    assert manifest.weights.sha256 == file_checksum(DEFAULT_AMVML)
+    assert manifest.render.framing == "object"  # the views follow the checkpoint's framing
+
+
+def test_score_bands_call_nothing_strong_when_no_score_is_reliably_right() -> None:
+    rng = np.random.default_rng(1)
+    shapes = rng.normal(size=(40, 16))
+    shapes /= np.linalg.norm(shapes, axis=1, keepdims=True)
+    queries = rng.normal(size=(120, 16))  # photos unrelated to their shapes: right first results are luck
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    first = (queries @ shapes.T).argmax(axis=1)
+    gt = np.where(np.arange(120) % 20 == 0, first, (first + 1) % 40)  # one in 20 right, at any score
+
+    bands = measure_bands(queries, shapes, gt, "unrelated photos", target_precision=0.6, min_strong_photos=10)
+
+    assert bands is not None and bands.strong is None and bands.strong_precision is None
+    assert {bands.match(score) for score in (queries @ shapes.T).max(axis=1)} <= {"possible", "weak"}
+    assert measure_bands(queries, shapes, (first + 1) % 40, "never right") is None  # nothing to measure

@@ -1,4 +1,4 @@
-"""Checkpoints that ship inside the package (the demo weights) and how to find them."""
+"""Checkpoints that ship inside the package (the default weights) and how to find them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 from photo2cad.errors import Photo2CadError
 
 BUNDLED_DIR = Path(__file__).resolve().parent
-DEFAULT_AMVML = BUNDLED_DIR / "amvml-demo.safetensors"
+# Trained by `photo2cad train bundled` on real photos and photo-like renders (docs/training.md); research use only.
+DEFAULT_AMVML = BUNDLED_DIR / "amvml-default.safetensors"
 
 
 class NoWeightsError(Photo2CadError):
@@ -15,7 +16,7 @@ class NoWeightsError(Photo2CadError):
 
 
 def resolve_amvml(path: Path | None) -> Path:
-    """The given checkpoint, else the bundled demo weights, else a clear error."""
+    """The given checkpoint, else the bundled default weights, else a clear error."""
     if path is not None:
         return path
     if DEFAULT_AMVML.is_file():
