@@ -260,6 +260,8 @@ def main() -> None:
     views = render_settings_for(header).num_views
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; python {platform.python_version()}")
     results: dict[str, Any] = {}
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="photo2cad-scale-", dir=args.workdir))
     try:
         for count in args.sizes:
