@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
 from photo2cad.cli.options import DEVICE_HELP, given
+from photo2cad.service.images import Box
 from photo2cad.service.settings import ServiceSettings
 
 if TYPE_CHECKING:  # the service's modules load torch: imported when the command runs, not for every --help
@@ -28,6 +30,16 @@ def query(
     top_k: int = typer.Option(10, "--top-k", min=1, max=100, help="How many shapes to list per photo."),
     category: str | None = typer.Option(None, help="Rank only shapes of this category."),
     rerank: bool = typer.Option(False, "--rerank", help="Re-score the best candidates with view attention."),
+    masks: list[Path] = typer.Option(
+        [],
+        "--mask",
+        help="An object mask for a photo (same size; non-zero = object). Give one per photo, in the photos' order.",
+    ),
+    boxes: list[str] = typer.Option(
+        [],
+        "--box",
+        help="x,y,w,h: the object's box in a photo's pixels (as displayed), to crop to. One per photo, in order.",
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print JSON (the shape of POST /retrieve/batch's answer)."),
     weights: Path | None = typer.Option(None, help="AMV-ML checkpoint; default: the one the index was built with."),
     device: str | None = typer.Option(None, help=DEVICE_HELP),
@@ -37,8 +49,22 @@ def query(
     A photo that cannot be read or is refused (the same refusals as the API) is reported with its reason and the
     others are still ranked; the exit code is then 1.
     """
+    for given_per_photo, option in ((masks, "--mask"), (boxes, "--box")):
+        if given_per_photo and len(given_per_photo) != len(photos):
+            raise typer.BadParameter(
+                f"{len(given_per_photo)} {option} for {len(photos)} photos: give one per photo, in order",
+                param_hint=option,
+            )
+    try:
+        parsed_boxes = [Box.parse(text) for text in boxes]
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--box") from err
+    requests = [
+        PhotoRequest(photo, masks[i] if masks else None, parsed_boxes[i] if parsed_boxes else None)
+        for i, photo in enumerate(photos)
+    ]
     settings = ServiceSettings(**given(index=index, weights=weights, device=device, reload_poll_seconds=0))
-    answer = asyncio.run(rank_photos(settings, photos, top_k, category, rerank))
+    answer = asyncio.run(rank_photos(settings, requests, top_k, category, rerank))
     if json_output:
         typer.echo(answer.model_dump_json(indent=2))
     else:
@@ -47,8 +73,17 @@ def query(
         raise typer.Exit(1)
 
 
+@dataclass(frozen=True)
+class PhotoRequest:
+    """A photo to rank from the command line, with its optional mask file and box."""
+
+    photo: Path
+    mask: Path | None = None
+    box: Box | None = None
+
+
 async def rank_photos(
-    settings: ServiceSettings, photos: list[Path], top_k: int, category: str | None, rerank: bool
+    settings: ServiceSettings, photos: list[PhotoRequest], top_k: int, category: str | None, rerank: bool
 ) -> RetrieveBatchResponse:
     from photo2cad.service.app import running_service
     from photo2cad.service.metrics import ServiceMetrics
@@ -62,18 +97,23 @@ async def rank_photos(
         # As many at a time as the encoder takes in one forward pass: full batches, few open files.
         chunk = settings.batch_max_size
         for start in range(0, len(photos), chunk):
-            paths = photos[start : start + chunk]
+            requests = photos[start : start + chunk]
             with contextlib.ExitStack() as files:
                 queries, readable, unreadable = [], [], {}
-                for path in paths:
+                for request in requests:
                     try:
-                        queries.append(Query(photo=files.enter_context(path.open("rb"))))
-                        readable.append(path)
+                        photo = files.enter_context(request.photo.open("rb"))
+                        mask = files.enter_context(request.mask.open("rb")) if request.mask else None
+                        queries.append(Query(photo=photo, mask=mask, box=request.box))
+                        readable.append(request.photo)
                     except OSError as err:
-                        unreadable[path] = f"cannot read {path}: {err.strerror or err}"
+                        unreadable[request.photo] = (
+                            f"cannot read {err.filename or request.photo}: {err.strerror or err}"
+                        )
                 batch = await state.retriever.retrieve_many(queries, top_k, category, rerank)
             ranked = dict(zip(readable, batch_items([str(p) for p in readable], batch.answers, ""), strict=True))
-            for path in paths:
+            for request in requests:
+                path = request.photo
                 items.append(ranked.get(path) or BatchItem(filename=str(path), status=400, detail=unreadable[path]))
     return RetrieveBatchResponse(index_version=index_version, items=items)
 

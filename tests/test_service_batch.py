@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import trimesh
 from fastapi.testclient import TestClient
+from PIL import Image
 from typer.testing import CliRunner
 
 from photo2cad.service.app import create_app
@@ -92,6 +93,49 @@ def test_query_prints_a_table_and_reports_a_bad_photo_without_losing_the_others(
     assert f"{good}  (index " in result.stdout and "    1  " in result.stdout
     assert f"{bad}: refused (415): the photo is not a JPEG" in result.stderr
     assert f"{missing}: refused (400): cannot read {missing}" in result.stderr
+
+
+def test_query_takes_a_mask_and_a_box_per_photo_as_the_api_does(
+    client: TestClient, served_index: ServedIndex, tmp_path: Path
+) -> None:
+    from photo2cad.cli import app
+
+    photo_bytes = rendered_photo(served_index.root, "chair/box")
+    photo, mask_path = tmp_path / "chair.jpg", tmp_path / "chair-mask.png"
+    photo.write_bytes(photo_bytes)
+    with Image.open(photo) as opened:
+        width, height = opened.size
+    mask = Image.new("L", (width, height), 0)
+    mask.paste(1, (width // 4, height // 4, 3 * width // 4, 3 * height // 4))  # 0/1: non-zero is object
+    mask.save(mask_path)
+    box = f"{width // 8},{height // 8},{3 * width // 4},{3 * height // 4}"
+    args = ["query", str(photo), "--index", str(served_index.root), "--top-k", "5", "--json"]
+
+    result = CliRunner().invoke(app, [*args, "--mask", str(mask_path), "--box", box])
+
+    assert result.exit_code == 0, result.output
+    (item,) = json.loads(result.stdout)["items"]
+    expected = post_photo(client, photo_bytes, mask_path.read_bytes(), top_k=5, box=box).json()
+    assert ranking(item["answer"]) == ranking(expected)
+    plain = post_photo(client, photo_bytes, top_k=5).json()
+    assert [r["score"] for r in item["answer"]["results"]] != [r["score"] for r in plain["results"]]  # they acted
+
+
+def test_query_refuses_masks_or_boxes_that_do_not_pair_with_the_photos(
+    served_index: ServedIndex, tmp_path: Path
+) -> None:
+    from photo2cad.cli import app
+
+    photos = [tmp_path / "a.jpg", tmp_path / "b.jpg"]
+    for path in photos:
+        path.write_bytes(rendered_photo(served_index.root))
+    args = ["query", *map(str, photos), "--index", str(served_index.root)]
+
+    one_box = CliRunner().invoke(app, [*args, "--box", "0,0,10,10"])
+    bad_box = CliRunner().invoke(app, [*args, "--box", "0,0,10,10", "--box", "1,2,3"])
+
+    assert one_box.exit_code == 2 and "1 --box for 2 photos: give one per photo, in order" in one_box.output
+    assert bad_box.exit_code == 2 and "box must be four non-negative integers" in bad_box.output
 
 
 # ---------------------------------------------------------------------------------------------------- downloads
