@@ -24,6 +24,8 @@ from PIL import Image
 from photo2cad.indexer import open_index
 from photo2cad.service.settings import LOOPBACK_HOSTS, ServiceSettings
 from photo2cad.shapes.settings import RenderSettings
+from photo2cad.weights.bands import ScoreBands
+from photo2cad.weights.checkpoint import load_amvml, save_checkpoint
 
 # The renderer of the tests' index: as the tests' checkpoint (tests/conftest.py) expects, 4 views of 64 px.
 TEST_RENDER = RenderSettings(num_views=4, embed_size=64)
@@ -136,3 +138,12 @@ def live_server(index: Path, log_path: Path, env: dict[str, str] | None = None) 
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+def weights_with_bands(weights: Path, bands: ScoreBands, out: Path) -> Path:
+    """A copy of `weights` whose header carries `bands`, as `photo2cad train bundled` records measured ones. Its
+    checksum differs from the index's weights: serve it with allow_weights_mismatch."""
+    model, header = load_amvml(weights)
+    notes = {**header.notes, "score_bands": bands.model_dump(mode="json")}
+    save_checkpoint(out, model, header.model_copy(update={"notes": notes}))
+    return out

@@ -18,7 +18,8 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.helpers import LiveServer, ServedIndex, live_server, rendered_photo
+from photo2cad.weights.bands import ScoreBands
+from tests.helpers import LiveServer, ServedIndex, live_server, rendered_photo, weights_with_bands
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -229,3 +230,35 @@ def test_the_page_asks_for_the_api_key_a_service_needs_and_sends_it(
         choose_photo(browser, photo)
         wait.until(lambda d: d.execute_script(LOADED_THUMBNAILS) == 8)  # fetched with the key: <img> cannot send it
         assert not browser.find_element(By.ID, "error").is_displayed()
+
+
+def test_the_page_badges_each_result_with_its_match_band_and_says_what_the_bands_mean(
+    served_index: ServedIndex, browser: Any, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    if browser.viewport != "desktop":
+        pytest.skip("the badges are the same on a phone")
+    # As the default weights measured them: no score reliably right on unseen models, so nothing is called strong.
+    bands = ScoreBands(
+        strong=None,
+        weak=-1.0,
+        strong_precision=None,
+        weak_share_of_right=0.07,
+        absent_share_below_weak=0.34,
+        measured_on="tests: made-up bands",
+    )
+    weights = weights_with_bands(served_index.weights, bands, tmp_path / "banded.safetensors")
+    photo = tmp_path / "render.jpg"
+    photo.write_bytes(rendered_photo(served_index.root, "chair/box"))
+    env = {"PHOTO2CAD_WEIGHTS": str(weights), "PHOTO2CAD_ALLOW_WEIGHTS_MISMATCH": "true"}
+    with live_server(served_index.root, tmp_path / "server.log", env) as banded:
+        wait = open_page(browser, banded.url)
+        help_text = browser.find_element(By.ID, "band-help")
+        assert help_text.is_displayed() and "no match is called strong" in help_text.text
+        assert "tests: made-up bands" in help_text.text and "34 %" in help_text.text
+        choose_photo(browser, photo)
+        wait.until(lambda d: d.execute_script(LOADED_THUMBNAILS) == 8)
+        badges = browser.find_elements(By.CSS_SELECTOR, "#results .result .badge")
+        assert [b.text for b in badges] == ["possible match"] * 8  # every score is above the weak edge (-1)
+        assert all("possible" in b.get_attribute("class") for b in badges)

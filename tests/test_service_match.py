@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 
 from photo2cad.service.app import create_app
 from photo2cad.weights.bands import ScoreBands
-from photo2cad.weights.checkpoint import load_amvml, read_header, save_checkpoint
-from tests.helpers import ServedIndex, post_photo, rendered_photo, settings_for
+from photo2cad.weights.checkpoint import read_header
+from tests.helpers import ServedIndex, post_photo, rendered_photo, settings_for, weights_with_bands
 
 BANDS = ScoreBands(
     strong=0.9,
@@ -25,10 +25,7 @@ BANDS = ScoreBands(
 
 @pytest.fixture(scope="module")
 def banded_client(served_index: ServedIndex, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    model, header = load_amvml(served_index.weights)
-    notes = {**header.notes, "score_bands": BANDS.model_dump(mode="json")}
-    banded = tmp_path_factory.mktemp("banded") / "banded.safetensors"
-    save_checkpoint(banded, model, header.model_copy(update={"notes": notes}))
+    banded = weights_with_bands(served_index.weights, BANDS, tmp_path_factory.mktemp("banded") / "banded.safetensors")
     assert read_header(banded).notes["score_bands"]["strong"] == 0.9
     settings = settings_for(served_index.root, weights=banded, allow_weights_mismatch=True)
     with TestClient(create_app(settings)) as client:
@@ -60,11 +57,9 @@ def test_weights_without_measured_bands_leave_the_match_empty(served_index: Serv
 def test_weights_whose_bands_found_no_strong_score_never_call_a_match_strong(
     served_index: ServedIndex, tmp_path: Path
 ) -> None:
-    model, header = load_amvml(served_index.weights)
     no_strong = BANDS.model_copy(update={"strong": None, "strong_precision": None, "weak": -1.0})
-    notes = {**header.notes, "score_bands": no_strong.model_dump(mode="json")}
-    save_checkpoint(tmp_path / "w.safetensors", model, header.model_copy(update={"notes": notes}))
-    settings = settings_for(served_index.root, weights=tmp_path / "w.safetensors", allow_weights_mismatch=True)
+    weights = weights_with_bands(served_index.weights, no_strong, tmp_path / "w.safetensors")
+    settings = settings_for(served_index.root, weights=weights, allow_weights_mismatch=True)
     with TestClient(create_app(settings)) as client:
         results = post_photo(client, rendered_photo(served_index.root), top_k=8).json()["results"]
         assert [r["match"] for r in results] == ["possible"] * len(results)  # every score is above weak (-1)
