@@ -21,14 +21,25 @@ def letterbox(image: Image.Image, size: int, fill: tuple[int, ...] | int = PAD_C
 
 
 def photo_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
-    """A photo in any mode -> (3, size, size) float in [0, 1] (transparency composited onto white)."""
-    rgb = letterbox(flatten_photo(ImageOps.exif_transpose(image))[0], size)
-    return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255.0)
+    """A photo as opened, in any mode -> (3, size, size) float in [0, 1] (upright; transparency onto white)."""
+    return rgb_to_tensor(flatten_photo(ImageOps.exif_transpose(image))[0], size)
+
+
+def rgb_to_tensor(rgb: Image.Image, size: int) -> torch.Tensor:
+    """An upright 8-bit RGB photo (what `flatten_photo` makes) -> (3, size, size) float in [0, 1], letterboxed."""
+    boxed = letterbox(rgb, size)
+    return torch.from_numpy(np.asarray(boxed, dtype=np.uint8).copy()).permute(2, 0, 1).float().div_(255.0)
 
 
 def mask_to_tensor(mask: Image.Image, size: int) -> torch.Tensor:
-    """Object mask (any mode; non-zero = object) -> (1, size, size) float in {0, 1}, letterboxed like its photo."""
-    grey = letterbox(binary_mask(ImageOps.exif_transpose(mask)), size, fill=0)
+    """Object mask as opened (any mode; non-zero = object) -> (1, size, size) float in {0, 1}, letterboxed like its
+    photo."""
+    return binary_mask_to_tensor(binary_mask(ImageOps.exif_transpose(mask)), size)
+
+
+def binary_mask_to_tensor(mask: Image.Image, size: int) -> torch.Tensor:
+    """An upright 0/255 mask (what `binary_mask` makes) -> (1, size, size) float in {0, 1}, letterboxed."""
+    grey = letterbox(mask, size, fill=0)
     return torch.from_numpy((np.asarray(grey) > 127).astype(np.float32)).unsqueeze(0)
 
 

@@ -18,7 +18,7 @@ from PIL import Image
 
 from photo2cad.indexer import IndexVersion
 from photo2cad.indexer.manifest import ShapeEntry
-from photo2cad.models.preprocess import binary_mask, flatten_photo, mask_to_tensor, photo_to_tensor
+from photo2cad.models.preprocess import binary_mask, binary_mask_to_tensor, flatten_photo, rgb_to_tensor
 from photo2cad.service.admission import DecodeBudget, InFlightLimit
 from photo2cad.service.batcher import BatcherStopped, MicroBatcher
 from photo2cad.service.encoder import PhotoInput, QueryEncoder
@@ -151,8 +151,10 @@ def decode_query(opened: OpenedQuery, image_size: int) -> PreparedQuery:
     photo = shrink(photo, 2 * image_size)
     mask = shrink(mask, 2 * image_size) if mask is not None else None
     decoded = time.perf_counter()
-    photo_tensor = photo_to_tensor(photo, image_size)
-    mask_tensor = mask_to_tensor(mask, image_size) if mask is not None else None
+    # Upright and flattened above, with the orientation read from the header: what is left is letterboxing (and,
+    # for the mask, counting as object every pixel that shrinking left partly covered, as a sent mask's non-zero).
+    photo_tensor = rgb_to_tensor(photo, image_size)
+    mask_tensor = binary_mask_to_tensor(binary_mask(mask), image_size) if mask is not None else None
     if mask_tensor is not None and not mask_tensor.any():
         raise BadImage(
             f"the object in the mask is too small to be seen at the encoder's {image_size} x {image_size} px input; "
