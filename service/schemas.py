@@ -9,6 +9,7 @@ from fastapi import UploadFile
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from photo2cad.service.images import Box
+from photo2cad.weights.bands import Match, ScoreBands
 
 TOP_K_DEFAULT = 10
 TOP_K_MAX = 100
@@ -90,7 +91,7 @@ class RankedShape(BaseModel):
     mesh_url: str
     mesh_format: str = Field(description="the original mesh file's format, as its extension: obj, glb, ply, ...")
     glb_url: str = Field(description="the mesh as one binary glTF file, materials and textures included")
-    match: Literal["strong", "possible", "weak"] | None = Field(
+    match: Match | None = Field(
         None,
         description="the band of search_score, measured for the served weights on right and wrong first results of "
         "held-out real photos (GET /index says where the bands lie): strong, the photographed model most often; "
@@ -142,20 +143,6 @@ class WeightsInfo(BaseModel):
     matches_index: bool = Field(description="false only when served with --allow-weights-mismatch")
 
 
-class ScoreBandsInfo(BaseModel):
-    strong: float | None = Field(
-        description="search scores at or above this are a strong match; null when no score was reliably right on "
-        "the held-out photos (the match is then never called strong)"
-    )
-    weak: float = Field(description="search scores below this are a weak match")
-    strong_precision: float | None = Field(description="share of first results at or above strong that were right")
-    weak_share_of_right: float = Field(description="share of right first results that scored below weak")
-    absent_share_below_weak: float = Field(
-        description="share of photos whose model was missing from the pool whose first result scored below weak"
-    )
-    measured_on: str
-
-
 class IndexInfo(BaseModel):
     version: str
     created_at: datetime
@@ -169,7 +156,7 @@ class IndexInfo(BaseModel):
     top_k_max: int = TOP_K_MAX
     max_batch_photos: int = Field(description="most photos POST /retrieve/batch takes")
     api_key_required: bool = Field(description="whether /retrieve and /shapes need the X-API-Key header")
-    score_bands: ScoreBandsInfo | None = Field(description="what the served weights' scores mean, when measured")
+    score_bands: ScoreBands | None = Field(description="what the served weights' scores mean, when measured")
 
 
 class Health(BaseModel):

@@ -23,7 +23,8 @@ class ScoreBands(BaseModel):
     """
 
     strong: float | None = Field(
-        description="first results scoring at least this were the photographed model most often; None: no score was"
+        description="first results scoring at least this were the photographed model most often: a strong match; "
+        "null when no score was reliably right on the held-out photos (a match is then never called strong)"
     )
     weak: float = Field(description="below this, first results were almost never the photographed model")
     strong_precision: float | None = Field(description="share of first results >= strong that were right")

@@ -13,7 +13,6 @@ from photo2cad.service.schemas import (
     Health,
     IndexInfo,
     Readiness,
-    ScoreBandsInfo,
     WeightsInfo,
     error_responses,
 )
@@ -72,5 +71,5 @@ async def index_info(state: Annotated[ServiceState, Depends(service_state)]) -> 
         image_size=state.encoder.image_size,
         max_batch_photos=state.settings.max_batch_photos,
         api_key_required=state.settings.api_key is not None,
-        score_bands=ScoreBandsInfo(**bands.model_dump()) if (bands := state.encoder.score_bands) else None,
+        score_bands=state.encoder.score_bands,
     )
