@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from photo2cad.indexer import layout
+from photo2cad.indexer.npy_rows import read_npy_rows
 from photo2cad.indexer.version import open_index
 from photo2cad.shapes.meshes import file_checksum
 
@@ -46,7 +47,8 @@ def verify_version(version_dir: Path, check_sources: bool = True) -> list[str]:
     if problems:  # the checks below index the arrays by the manifest's rows
         return problems
     sample = sample_rows(count)
-    norms = np.linalg.norm(np.asarray(index.vectors[sample], dtype=np.float32), axis=1)
+    # Read, not indexed through the memory map, which would map far more than the sample (see npy_rows).
+    norms = np.linalg.norm(read_npy_rows(index.directory / layout.VECTORS, sample).astype(np.float32), axis=1)
     if count and not np.allclose(norms, 1.0, atol=1e-3):
         problems.append("shape vectors are not unit length")
     missing = [
@@ -60,7 +62,7 @@ def verify_version(version_dir: Path, check_sources: bool = True) -> list[str]:
         return problems
     if count and manifest.index_kind == "exact":
         probes = sample_rows(count, 50)
-        _, top = index.vector_search.search(np.asarray(index.vectors[probes]), 1)
+        _, top = index.vector_search.search(read_npy_rows(index.directory / layout.VECTORS, probes), 1)
         wrong = int((top[:, 0] != probes).sum())
         # Identical meshes give identical vectors; only a clear majority of misses means a broken index.
         if wrong > len(probes) // 2:
