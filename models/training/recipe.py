@@ -10,7 +10,8 @@ own materials, random finishes and TSM textures; store the last epoch in float16
 
 `holdout` decides what the IKEA photos teach: none (every photo: the shipped weights), photos (validation photos held
 out, their models also in training photos: Pix3D's protocol) or models (validation photos of 12 models no training
-photo shows: a user's own catalogue). The last two measure the recipe; only the first ships.
+photo shows: a user's own catalogue). The last two measure the recipe; only the first ships, with the score bands
+that the `models` run measured (`reproduce_default_weights`: `photo2cad train default-weights`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import logging
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -38,8 +40,8 @@ from photo2cad.models.training.texture_pairs import render_texture_pairs
 from photo2cad.models.training.tsm_trainer import train_tsm
 from photo2cad.models.training.views import render_views
 from photo2cad.shapes.settings import RenderSettings
-from photo2cad.weights.bands import ScoreBands
-from photo2cad.weights.checkpoint import load_amvml, save_checkpoint
+from photo2cad.weights.bands import ScoreBands, score_bands_of
+from photo2cad.weights.checkpoint import load_amvml, read_header, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +176,26 @@ def train_bundled(
     save_checkpoint(shipped, model, header.model_copy(update={"training_data": training_data, "notes": notes}), True)
     (out_dir / "validation.json").write_text(json.dumps(validation, indent=2))
     return BundledResult(shipped, result.history, validation)
+
+
+def reproduce_default_weights(
+    sources_for: Callable[[Holdout], dict[str, RetrievalDataset]],
+    runs_dir: Path,
+    recipe: BundledRecipe,
+    device: torch.device,
+    progress: bool = True,
+) -> BundledResult:
+    """The shipped default weights from scratch: the `models` holdout run measures the score bands on photos of
+    models no training photo shows (a user's catalogue), then the run on every photo records them. Both share
+    `runs_dir/bundled-work` (the second reuses the first's renders and TSM) and resume where they stopped."""
+    work = runs_dir / "bundled-work"
+    unseen = train_bundled(sources_for("models"), work, runs_dir / "bundled-unseen", recipe, device, "models", progress)
+    bands = score_bands_of(read_header(unseen.checkpoint))
+    if bands is None:
+        raise DatasetError(f"the held-out run measured no score bands: {runs_dir / 'bundled-unseen'} has no photos")
+    return train_bundled(
+        sources_for("none"), work, runs_dir / "bundled", recipe, device, "none", progress, score_bands=bands
+    )
 
 
 def _train_texture_synthesis(
