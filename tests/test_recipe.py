@@ -7,6 +7,7 @@ import io
 import json
 import tarfile
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from photo2cad.models.datasets.records import DatasetError, RetrievalDataset
 from photo2cad.models.datasets.sweethome3d import CATEGORY_OF_MODEL, extract_sweethome3d, read_sweethome3d
 from photo2cad.models.evaluation.bands import measure_bands
 from photo2cad.models.training.config import BundledRecipe
-from photo2cad.models.training.recipe import train_bundled
+from photo2cad.models.training.recipe import reproduce_default_weights, train_bundled
 from photo2cad.weights.bands import score_bands_of
 from photo2cad.weights.bundled import DEFAULT_AMVML, resolve_amvml
 from photo2cad.weights.checkpoint import read_header
@@ -74,21 +75,29 @@ def test_merged_datasets_prefix_every_id_and_keep_splits(sweethome3d: RetrievalD
     assert {s.shape_id for s in prefixed("photos", photos).shapes} == {f"photos/{s.shape_id}" for s in photos.shapes}
 
 
+TINY_RECIPE = BundledRecipe(
+    image_size=64,
+    epochs=2,
+    tsm_image_size=64,
+    tsm_base_channels=8,
+    tsm_steps=2,
+    tsm_views_per_shape=1,
+    demo_shapes_per_category=1,
+)
+
+
+def tiny_sources(root: Path, sweethome3d: RetrievalDataset) -> dict[str, RetrievalDataset]:
+    """The recipe's three sources in miniature: photos of a few shapes (some held out), a demo catalogue, SH3D."""
+    generate_demo(root / "demo", shapes_per_category=1, photos_per_shape=4, photo_size=64, progress=False)
+    ikea_like = read_folder(write_photo_dataset(root / "ikea", size=64))
+    return {"ikea": ikea_like, "demo": read_folder(root / "demo"), "sweethome3d": sweethome3d}
+
+
 def test_the_bundled_recipe_trains_on_every_source_and_records_itself(
     sweethome3d: RetrievalDataset, tmp_path: Path
 ) -> None:
-    ikea_like = read_folder(write_photo_dataset(tmp_path / "ikea", size=64))
-    generate_demo(tmp_path / "demo", shapes_per_category=1, photos_per_shape=4, photo_size=64, progress=False)
-    sources = {"ikea": ikea_like, "demo": read_folder(tmp_path / "demo"), "sweethome3d": sweethome3d}
-    recipe = BundledRecipe(
-        image_size=64,
-        epochs=2,
-        tsm_image_size=64,
-        tsm_base_channels=8,
-        tsm_steps=2,
-        tsm_views_per_shape=1,
-        demo_shapes_per_category=1,
-    )
+    sources = tiny_sources(tmp_path, sweethome3d)
+    ikea_like, recipe = sources["ikea"], TINY_RECIPE
     result = train_bundled(sources, tmp_path / "work", tmp_path / "out", recipe, torch.device("cpu"), "photos", False)
 
     header = read_header(result.checkpoint)
@@ -108,6 +117,33 @@ def test_the_bundled_recipe_trains_on_every_source_and_records_itself(
     bands = score_bands_of(header)  # measured on the held-out real photos, recorded for the service
     assert bands is not None and "held-out real IKEA photos" in bands.measured_on
     assert bands.strong is None or bands.weak <= bands.strong
+
+
+def test_the_default_weights_come_from_one_call_that_ships_the_unseen_runs_bands(
+    sweethome3d: RetrievalDataset, tmp_path: Path
+) -> None:
+    sources = tiny_sources(tmp_path, sweethome3d)
+    every_photo_trains = replace(
+        sources["ikea"], queries=tuple(replace(query, split="train") for query in sources["ikea"].queries)
+    )
+    asked: list[str] = []
+
+    def sources_for(holdout: str) -> dict[str, RetrievalDataset]:
+        asked.append(holdout)
+        return sources if holdout == "models" else {**sources, "ikea": every_photo_trains}
+
+    result = reproduce_default_weights(sources_for, tmp_path / "runs", TINY_RECIPE, torch.device("cpu"), False)
+
+    assert asked == ["models", "none"]  # the held-out run first: it measures the bands
+    assert result.checkpoint == tmp_path / "runs" / "bundled" / "amvml-bundled.safetensors"
+    shipped, unseen = (
+        read_header(result.checkpoint),
+        read_header(tmp_path / "runs/bundled-unseen/amvml-bundled.safetensors"),
+    )
+    assert shipped.notes["holdout"] == "none" and unseen.notes["holdout"] == "models"
+    assert score_bands_of(shipped) == score_bands_of(unseen) is not None
+    assert "ikea" not in result.validation  # no real photo left to measure on: the bands come from the unseen run
+    assert (tmp_path / "runs" / "bundled-work" / "tsm" / "tsm-last.safetensors").is_file()  # one TSM for both
 
 
 def test_score_bands_separate_right_first_results_from_wrong_and_absent_ones() -> None:
