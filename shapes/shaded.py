@@ -227,7 +227,12 @@ def _pyrender_meshes(pyrender: Any, scene: trimesh.Scene | trimesh.Trimesh, came
     primitives = [
         _primitive(pyrender, mesh, transform, camera_position) for transform, mesh in placed if len(mesh.faces)
     ]
-    return [pyrender.Mesh(primitives=[primitive]) for primitive in primitives]
+    # pyrender draws its mesh nodes in the order of a set (its sort by distance from the camera ties: every node sits
+    # at the origin), so parts as separate nodes were drawn in an order that changed between renders, and with it
+    # which of two coplanar faces showed. One mesh per pass (solid, then transparent) draws them in file order.
+    solid = [primitive for primitive in primitives if not primitive.is_transparent]
+    clear = [primitive for primitive in primitives if primitive.is_transparent]
+    return [pyrender.Mesh(primitives=group) for group in (solid, clear) if group]
 
 
 def _primitive(pyrender: Any, mesh: trimesh.Trimesh, transform: np.ndarray, camera_position: np.ndarray) -> Any:

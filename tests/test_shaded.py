@@ -252,3 +252,24 @@ def test_a_white_matte_surface_is_not_washed_out_to_flat_white(shaded: ShadedRen
     brightness = rgb[mask].mean(axis=1)
     assert (brightness >= 250).mean() < 0.01  # hardly a pixel at the top of the scale
     assert np.percentile(brightness, 95) - np.percentile(brightness, 5) > 25  # the faces keep their shading
+
+
+def test_coplanar_parts_of_a_scene_render_the_same_every_time(shaded: ShadedRenderer) -> None:
+    # Two parts whose faces lie in one plane (common in CAD: a panel inlaid in a frame): which colour wins there
+    # depends on the order the parts are drawn in, and that order must not change from render to render or run to run.
+    scene = trimesh.Scene()
+    for name, colour in (
+        ("frame", [0.9, 0.1, 0.1, 1.0]),
+        ("panel", [0.1, 0.1, 0.9, 1.0]),
+        ("inlay", [0.1, 0.8, 0.1, 1.0]),
+    ):
+        part = trimesh.creation.box(extents=(1.0, 1.0, 0.2))
+        part.visual = trimesh.visual.TextureVisuals(
+            material=trimesh.visual.material.PBRMaterial(baseColorFactor=colour, metallicFactor=0.0)
+        )
+        scene.add_geometry(part, geom_name=name)
+    pose = camera_poses(SETTINGS)[1]
+    first, _ = shaded.render(scene, pose)
+    for _ in range(30):
+        again, _ = shaded.render(scene, pose)
+        np.testing.assert_array_equal(again, first)
