@@ -346,7 +346,7 @@ def _surface(pyrender: Any, mesh: trimesh.Trimesh, faces: np.ndarray) -> tuple[A
         colours = np.concatenate([linear, np.ones((len(linear), 1))], axis=1).astype(np.float32)
     texture = None
     if texture_image is not None:
-        texture = pyrender.Texture(source=_texture_pixels(texture_image), source_channels="RGB")
+        texture = pyrender.Texture(source=_texture_pixels(texture_image), source_channels="RGBA")
     material = pyrender.MetallicRoughnessMaterial(
         baseColorFactor=[*np.clip(base_colour, 0.0, 1.0).tolist(), 1.0],
         baseColorTexture=texture,
@@ -361,9 +361,13 @@ def _surface(pyrender: Any, mesh: trimesh.Trimesh, faces: np.ndarray) -> tuple[A
 def _texture_pixels(image: Any) -> np.ndarray:
     if not isinstance(image, Image.Image):
         image = Image.fromarray(np.asarray(image))
+    # Opaque RGBA: pyrender uploads rows with OpenGL's default 4-byte row alignment, so an RGB texture whose width is
+    # not a multiple of 4 (common in CAD files: 5 x 38, 78 x 241) was read skewed and past its buffer's end, into
+    # whatever memory followed: a wrong texture, different on every render.
     image = image.convert("RGB")
     if max(image.size) > _MAX_TEXTURE_SIDE:  # detail beyond what a few hundred pixels can show costs upload time
         image.thumbnail((_MAX_TEXTURE_SIDE, _MAX_TEXTURE_SIDE))
+    image.putalpha(255)
     return np.asarray(image)
 
 

@@ -39,9 +39,11 @@ def _stool() -> trimesh.Trimesh:
     return merged
 
 
-def _write_obj(folder: Path, kd: tuple[int, int, int, int], texture: bool) -> Path:
+def _write_obj(
+    folder: Path, kd: tuple[int, int, int, int], texture: bool, texture_size: tuple[int, int] = (8, 8)
+) -> Path:
     mesh = _stool()
-    image = Image.new("RGB", (8, 8), GREEN_TEXTURE) if texture else None
+    image = Image.new("RGB", texture_size, GREEN_TEXTURE) if texture else None
     uv = (mesh.vertices[:, [0, 1]] % 1.0) if texture else None
     material = trimesh.visual.material.SimpleMaterial(image=image, diffuse=kd)
     mesh.visual = trimesh.visual.TextureVisuals(uv=uv, material=material)
@@ -59,6 +61,10 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     written = {
         "obj": _write_obj(folder / "obj", (255, 255, 255, 255), texture=True),
         "obj_without_texture_file": _write_obj(folder / "missing", (30, 60, 220, 255), texture=True),
+        # 5 RGB pixels are 15 bytes a row: not a multiple of OpenGL's default 4-byte row alignment.
+        "obj_with_odd_width_texture": _write_obj(
+            folder / "odd", (255, 255, 255, 255), texture=True, texture_size=(5, 38)
+        ),
     }
     for image in (folder / "missing").glob("*.png"):
         image.unlink()
@@ -132,11 +138,21 @@ def test_a_glb_base_colour_colours_the_render(files: dict[str, Path], shaded: Sh
     assert red > 2 * green and red > 2 * blue
 
 
-def test_an_obj_texture_image_colours_the_render(files: dict[str, Path], shaded: ShadedRenderer) -> None:
-    rgb, mask = shaded.render(load_textured(files["obj"]), camera_poses(SETTINGS)[0])
+@pytest.mark.parametrize("model", ["obj", "obj_with_odd_width_texture"])
+def test_an_obj_texture_image_colours_the_render(files: dict[str, Path], shaded: ShadedRenderer, model: str) -> None:
+    rgb, mask = shaded.render(load_textured(files[model]), camera_poses(SETTINGS)[0])
 
     red, green, blue = _object_mean(rgb, mask)
     assert green > 1.5 * red and green > 1.5 * blue
+
+
+def test_a_texture_of_any_width_renders_the_same_every_time(files: dict[str, Path], shaded: ShadedRenderer) -> None:
+    scene = load_textured(files["obj_with_odd_width_texture"])
+    pose = camera_poses(SETTINGS)[2]
+    first, _ = shaded.render(scene, pose)
+    for _ in range(20):
+        again, _ = shaded.render(scene, pose)
+        np.testing.assert_array_equal(again, first)
 
 
 def test_a_missing_texture_file_falls_back_to_the_flat_material_colour(
