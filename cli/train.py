@@ -237,7 +237,7 @@ def train_default_weights_command(
 ) -> None:
     """Reproduce weights/amvml-default.safetensors from a clean clone in one command (seeded): `train bundled
     --holdout models` measures the score bands on photos of models no training photo shows, then `train bundled`
-    on every photo records them. About 40 minutes on a 2-core CPU; a killed run resumes."""
+    on every photo records them. About 35 minutes on a 2-core CPU; a killed run resumes."""
     import shutil
 
     from photo2cad.device import pick_device
