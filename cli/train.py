@@ -24,6 +24,7 @@ LAYOUT_HELP = (
     "ikea-dev-unseen (its val photos show models that no train photo shows)."
 )
 CACHE_HELP = "Where renders are cached between runs."
+IKEA_HELP = "The IKEA/Pix3D development set (e.g. ../shared/data/ikea-pix3d-dev); its photos are for research use."
 
 
 @train_app.command("amvml")
@@ -182,10 +183,7 @@ def train_tsm_command(
 
 @train_app.command("bundled")
 def train_bundled_command(
-    ikea: Path = typer.Argument(
-        ...,
-        help="The IKEA/Pix3D development set (e.g. ../shared/data/ikea-pix3d-dev); its photos are for research use.",
-    ),
+    ikea: Path = typer.Argument(..., help=IKEA_HELP),
     out: Path = typer.Option(Path("runs/bundled"), help="Where the weights (amvml-bundled.safetensors) are written."),
     work: Path = typer.Option(
         Path("runs/bundled-work"), help="Renders, the demo catalogue, the Sweet Home 3D download and the TSM."
@@ -224,10 +222,7 @@ def train_bundled_command(
 
 @train_app.command("default-weights")
 def train_default_weights_command(
-    ikea: Path = typer.Argument(
-        ...,
-        help="The IKEA/Pix3D development set (e.g. ../shared/data/ikea-pix3d-dev); its photos are for research use.",
-    ),
+    ikea: Path = typer.Argument(..., help=IKEA_HELP),
     runs: Path = typer.Option(Path("runs"), help="Both runs and their shared renders and TSM go here."),
     to: Path = typer.Option(
         Path("weights/amvml-default.safetensors"),
@@ -244,9 +239,8 @@ def train_default_weights_command(
     from photo2cad.models.training.recipe import gather_sources, reproduce_default_weights
 
     recipe = BundledRecipe()
-    work = runs / "bundled-work"
     result = reproduce_default_weights(
-        lambda holdout: gather_sources(ikea, work, recipe, holdout), runs, recipe, pick_device(device)
+        lambda holdout, work: gather_sources(ikea, work, recipe, holdout), runs, recipe, pick_device(device)
     )
     to.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(result.checkpoint, to)

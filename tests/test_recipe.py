@@ -128,7 +128,7 @@ def test_the_default_weights_come_from_one_call_that_ships_the_unseen_runs_bands
     )
     asked: list[str] = []
 
-    def sources_for(holdout: str) -> dict[str, RetrievalDataset]:
+    def sources_for(holdout: str, work_dir: Path) -> dict[str, RetrievalDataset]:
         asked.append(holdout)
         return sources if holdout == "models" else {**sources, "ikea": every_photo_trains}
 

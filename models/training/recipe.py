@@ -179,7 +179,7 @@ def train_bundled(
 
 
 def reproduce_default_weights(
-    sources_for: Callable[[Holdout], dict[str, RetrievalDataset]],
+    sources_for: Callable[[Holdout, Path], dict[str, RetrievalDataset]],
     runs_dir: Path,
     recipe: BundledRecipe,
     device: torch.device,
@@ -187,14 +187,17 @@ def reproduce_default_weights(
 ) -> BundledResult:
     """The shipped default weights from scratch: the `models` holdout run measures the score bands on photos of
     models no training photo shows (a user's catalogue), then the run on every photo records them. Both share
-    `runs_dir/bundled-work` (the second reuses the first's renders and TSM) and resume where they stopped."""
+    `runs_dir/bundled-work` (the second reuses the first's renders and TSM) and resume where they stopped;
+    `sources_for(holdout, work_dir)` gathers the sources into that work directory."""
     work = runs_dir / "bundled-work"
-    unseen = train_bundled(sources_for("models"), work, runs_dir / "bundled-unseen", recipe, device, "models", progress)
+    unseen = train_bundled(
+        sources_for("models", work), work, runs_dir / "bundled-unseen", recipe, device, "models", progress
+    )
     bands = score_bands_of(read_header(unseen.checkpoint))
     if bands is None:
         raise DatasetError(f"the held-out run measured no score bands: {runs_dir / 'bundled-unseen'} has no photos")
     return train_bundled(
-        sources_for("none"), work, runs_dir / "bundled", recipe, device, "none", progress, score_bands=bands
+        sources_for("none", work), work, runs_dir / "bundled", recipe, device, "none", progress, score_bands=bands
     )
 
 
