@@ -104,6 +104,15 @@ def _object_mean(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return rgb[mask].astype(np.float64).mean(axis=0)
 
 
+def _assert_every_render_is_the_first(
+    shaded: ShadedRenderer, scene: trimesh.Scene, pose: np.ndarray, renders: int
+) -> None:
+    first, _ = shaded.render(scene, pose)
+    for _ in range(renders):
+        again, _ = shaded.render(scene, pose)
+        np.testing.assert_array_equal(again, first)
+
+
 @pytest.mark.parametrize("fmt", ["obj", "glb", "ply", "stl"])
 def test_a_textured_render_has_the_silhouette_of_the_grey_render(
     files: dict[str, Path], shaded: ShadedRenderer, grey: Renderer, fmt: str
@@ -147,12 +156,9 @@ def test_an_obj_texture_image_colours_the_render(files: dict[str, Path], shaded:
 
 
 def test_a_texture_of_any_width_renders_the_same_every_time(files: dict[str, Path], shaded: ShadedRenderer) -> None:
-    scene = load_textured(files["obj_with_odd_width_texture"])
-    pose = camera_poses(SETTINGS)[2]
-    first, _ = shaded.render(scene, pose)
-    for _ in range(20):
-        again, _ = shaded.render(scene, pose)
-        np.testing.assert_array_equal(again, first)
+    _assert_every_render_is_the_first(
+        shaded, load_textured(files["obj_with_odd_width_texture"]), camera_poses(SETTINGS)[2], renders=20
+    )
 
 
 def test_a_missing_texture_file_falls_back_to_the_flat_material_colour(
@@ -284,8 +290,4 @@ def test_coplanar_parts_of_a_scene_render_the_same_every_time(shaded: ShadedRend
             material=trimesh.visual.material.PBRMaterial(baseColorFactor=colour, metallicFactor=0.0)
         )
         scene.add_geometry(part, geom_name=name)
-    pose = camera_poses(SETTINGS)[1]
-    first, _ = shaded.render(scene, pose)
-    for _ in range(30):
-        again, _ = shaded.render(scene, pose)
-        np.testing.assert_array_equal(again, first)
+    _assert_every_render_is_the_first(shaded, scene, camera_poses(SETTINGS)[1], renders=30)
