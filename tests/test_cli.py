@@ -56,3 +56,10 @@ def test_weights_half_halves_the_file_and_keeps_the_header(tmp_path: Path) -> No
     assert half.stat().st_size < 0.6 * full.stat().st_size
     shown = [json.loads(runner.invoke(app, ["weights", "show", str(path)]).output) for path in (full, half)]
     assert shown[0]["config"] == shown[1]["config"] and shown[1]["training_data"] == "my catalogue"
+
+
+def test_train_bundled_refuses_a_fold_unless_it_holds_out_models(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "bundled", str(tmp_path), "--holdout", "photos", "--fold", "1"])
+
+    assert result.exit_code == 2
+    assert "Invalid value for --fold: folds hold out whole models: use it with --holdout" in result.output

@@ -231,6 +231,28 @@ def test_ikea_dev_unseen_split_keeps_every_shape_on_one_side(tmp_path: Path) -> 
     assert dataset.name == "ikea-dev-unseen"
 
 
+def test_ikea_dev_unseen_folds_hold_out_disjoint_shapes_and_fold_0_is_the_layouts(tmp_path: Path) -> None:
+    make_ikea_dev(tmp_path, {f"chair/S{i}": 2 for i in range(10)})
+
+    folds = [read_ikea_dev(tmp_path, unseen_shapes=True, fold=fold) for fold in range(3)]
+
+    held_out = [{query.shape_id for query in dataset.split("val")} for dataset in folds]
+    assert [len(shapes) for shapes in held_out] == [3, 3, 3]
+    assert len(held_out[0] | held_out[1] | held_out[2]) == 9
+    assert folds[0] == read_dataset("ikea-dev-unseen", tmp_path)
+    for dataset, shapes in zip(folds, held_out, strict=True):
+        assert shapes.isdisjoint(query.shape_id for query in dataset.split("train"))
+
+
+def test_ikea_dev_refuses_a_fold_past_the_last_or_without_unseen_shapes(tmp_path: Path) -> None:
+    make_ikea_dev(tmp_path, {f"chair/S{i}": 2 for i in range(10)})
+
+    with pytest.raises(DatasetError, match=r"fold must be within 0\.\.2 \(10 groups, 3 held out per fold\), not 3"):
+        read_ikea_dev(tmp_path, unseen_shapes=True, fold=3)
+    with pytest.raises(DatasetError, match="a fold needs unseen_shapes"):
+        read_ikea_dev(tmp_path, fold=1)
+
+
 def test_ikea_dev_split_depends_only_on_the_seed(tmp_path: Path) -> None:
     make_ikea_dev(tmp_path, {"chair/A": 12, "bed/C": 6})
 

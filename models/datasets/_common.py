@@ -171,12 +171,21 @@ def split_within_groups(groups: dict[str, list[str]], val_fraction: float, seed:
     return assignment
 
 
-def split_whole_groups(groups: dict[str, list[str]], val_fraction: float, seed: int) -> dict[str, Split]:
-    """Train/val split by group: every member of a group lands in the same split (unseen shapes in val)."""
+def split_whole_groups(groups: dict[str, list[str]], val_fraction: float, seed: int, fold: int = 0) -> dict[str, Split]:
+    """Train/val split by group: every member of a group lands in the same split (unseen shapes in val).
+
+    `fold` k holds out the k-th block of `val_fraction` of the shuffled groups, so folds 0, 1, ... hold out disjoint
+    groups (fold 0 is the plain split) and together measure on more groups than one split can."""
     _check_fractions({"val": val_fraction})
     names = sorted(groups)
     random.Random(seed).shuffle(names)
-    held_out = set(names[: round(len(names) * val_fraction)])
+    size = round(len(names) * val_fraction)
+    folds = len(names) // size if size else 1
+    if not 0 <= fold < folds:
+        raise DatasetError(
+            f"fold must be within 0..{folds - 1} ({len(names)} groups, {size} held out per fold), not {fold}"
+        )
+    held_out = set(names[fold * size : (fold + 1) * size])
     return {member: "val" if name in held_out else "train" for name in names for member in groups[name]}
 
 

@@ -32,7 +32,7 @@ from photo2cad.models.datasets._common import (
     split_whole_groups,
     split_within_groups,
 )
-from photo2cad.models.datasets.records import QueryRecord, RetrievalDataset, Split
+from photo2cad.models.datasets.records import DatasetError, QueryRecord, RetrievalDataset, Split
 from photo2cad.shapes.pool import ShapeRecord
 
 logger = logging.getLogger(__name__)
@@ -67,12 +67,16 @@ def read_ikea_dev(
     seed: int = 0,
     on_missing: OnMissing = "error",
     unseen_shapes: bool = False,
+    fold: int = 0,
 ) -> RetrievalDataset:
     """Split by photo into train/val, stratified by shape: a shape with two or more photos has photos in both.
 
     With `unseen_shapes`, the split is by photographed shape instead: no val photo shows a shape that any train photo
-    shows, the setting of a catalogue whose models never had photos in training.
+    shows, the setting of a catalogue whose models never had photos in training. `fold` picks which block of shapes
+    is held out (folds hold out disjoint shapes; 0 is the `ikea-dev-unseen` layout's).
     """
+    if fold and not unseen_shapes:
+        raise DatasetError("folds hold out whole shapes: a fold needs unseen_shapes")
     root = Path(root)
     problems = RecordProblems("ikea-dev", on_missing, logger)
     listing = scan_pool_logged(root / "pool", logger)
@@ -90,7 +94,10 @@ def read_ikea_dev(
     by_shape: dict[str, list[str]] = {}
     for photo in photos:
         by_shape.setdefault(photo.shape_id, []).append(photo.key)
-    splits = (split_whole_groups if unseen_shapes else split_within_groups)(by_shape, val_fraction, seed)
+    if unseen_shapes:
+        splits = split_whole_groups(by_shape, val_fraction, seed, fold)
+    else:
+        splits = split_within_groups(by_shape, val_fraction, seed)
     queries = tuple(photo.query(splits[photo.key]) for photo in photos)
     name = "ikea-dev-unseen" if unseen_shapes else "ikea-dev"
     return RetrievalDataset(name=name, shapes=listing.shapes, queries=queries, pool_root=root / "pool")

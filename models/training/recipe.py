@@ -64,13 +64,14 @@ class BundledResult:
 
 
 def gather_sources(
-    ikea_root: Path, work_dir: Path, recipe: BundledRecipe, holdout: Holdout, progress: bool = True
+    ikea_root: Path, work_dir: Path, recipe: BundledRecipe, holdout: Holdout, progress: bool = True, fold: int = 0
 ) -> dict[str, RetrievalDataset]:
-    """The recipe's datasets by source name; the demo catalogue is generated and Sweet Home 3D fetched once."""
+    """The recipe's datasets by source name; the demo catalogue is generated and Sweet Home 3D fetched once.
+    With holdout models, `fold` picks which 12 of the 40 photographed IKEA models are held out (0, 1, 2: disjoint)."""
     if holdout == "none":
         ikea = read_ikea_dev(ikea_root, val_fraction=0.0)
     else:
-        ikea = read_ikea_dev(ikea_root, unseen_shapes=holdout == "models")
+        ikea = read_ikea_dev(ikea_root, unseen_shapes=holdout == "models", fold=fold)
     demo_root = work_dir / "demo"
     generate_demo(demo_root, shapes_per_category=recipe.demo_shapes_per_category, seed=recipe.seed, progress=progress)
     demo = read_folder(demo_root)
@@ -114,12 +115,13 @@ def train_bundled(
     holdout: Holdout = "none",
     progress: bool = True,
     score_bands: ScoreBands | None = None,
+    fold: int = 0,
 ) -> BundledResult:
     """Train on `sources` (gather_sources' datasets by name) as the recipe says; every step keeps its state in
     `work_dir` or `out_dir` (renders, the TSM, the AMV-ML epochs), so a killed run resumes. Per-epoch validation
     reads the ikea source's validation photos, when it has any, against the ikea pool alone. The score bands of the
     header are measured on those photos; without any (the shipped run), `score_bands` from a held-out run are
-    recorded instead."""
+    recorded instead. `fold` is recorded with the holdout (the sources were gathered with it)."""
     merged = merge_datasets("bundled", sources)
     categories = merged.categories()
     render = RenderSettings(embed_size=recipe.image_size, framing="object")
@@ -158,7 +160,8 @@ def train_bundled(
     validation, measured = _validate(result.checkpoint, sources, render, cache, device, progress, HELD_OUT[holdout])
     bands = measured or score_bands
     model, header = load_amvml(result.checkpoint)
-    training_data = f"bundled recipe (holdout {holdout}): " + "; ".join(
+    held_out_as = f"{holdout}, fold {fold}" if fold else holdout
+    training_data = f"bundled recipe (holdout {held_out_as}): " + "; ".join(
         f"{name} {len(part.shapes)} shapes, {len(part.split('train'))} training photos"
         for name, part in sources.items()
     )
@@ -166,6 +169,7 @@ def train_bundled(
         **header.notes,
         "recipe": recipe.model_dump(mode="json"),
         "holdout": holdout,
+        "fold": fold,
         "sources": {name: LICENCES.get(name, name).format(seed=recipe.seed) for name in sources},
         "validation": validation,
     }
