@@ -238,8 +238,9 @@ def train_default_weights_command(
     device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Reproduce weights/amvml-default.safetensors from a clean clone in one command (seeded): `train bundled
-    --holdout models` measures the score bands on photos of models no training photo shows, then `train bundled`
-    on every photo records them. About 35 minutes on a 2-core CPU; a killed run resumes."""
+    --holdout models --fold 0, 1, 2` measure the score bands on photos of models no training photo shows (36 models
+    in all), then `train bundled` on every photo records them. About 55 minutes on a 2-core CPU; a killed run
+    resumes."""
     import shutil
 
     from photo2cad.device import pick_device
@@ -247,8 +248,11 @@ def train_default_weights_command(
 
     recipe = BundledRecipe()
     result = reproduce_default_weights(
-        lambda holdout, work: gather_sources(ikea, work, recipe, holdout), runs, recipe, pick_device(device)
+        lambda holdout, fold, work: gather_sources(ikea, work, recipe, holdout, fold=fold),
+        runs,
+        recipe,
+        pick_device(device),
     )
     to.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(result.checkpoint, to)
-    typer.echo(f"weights {to} (from {result.checkpoint}); held-out figures in {runs / 'bundled-unseen'}")
+    typer.echo(f"weights {to} (from {result.checkpoint}); held-out figures in {runs / 'bundled-unseen-folds.json'}")

@@ -21,7 +21,7 @@ from photo2cad.models.datasets.demo import generate_demo
 from photo2cad.models.datasets.merge import merge_datasets, prefixed
 from photo2cad.models.datasets.records import DatasetError, RetrievalDataset
 from photo2cad.models.datasets.sweethome3d import CATEGORY_OF_MODEL, extract_sweethome3d, read_sweethome3d
-from photo2cad.models.evaluation.bands import measure_bands
+from photo2cad.models.evaluation.bands import FirstResults, first_results, measure_bands
 from photo2cad.models.training.config import BundledRecipe
 from photo2cad.models.training.recipe import reproduce_default_weights, train_bundled
 from photo2cad.weights.bands import score_bands_of
@@ -126,22 +126,28 @@ def test_the_default_weights_come_from_one_call_that_ships_the_unseen_runs_bands
     every_photo_trains = replace(
         sources["ikea"], queries=tuple(replace(query, split="train") for query in sources["ikea"].queries)
     )
-    asked: list[str] = []
+    asked: list[tuple[str, int]] = []
 
-    def sources_for(holdout: str, work_dir: Path) -> dict[str, RetrievalDataset]:
-        asked.append(holdout)
+    def sources_for(holdout: str, fold: int, work_dir: Path) -> dict[str, RetrievalDataset]:
+        asked.append((holdout, fold))
         return sources if holdout == "models" else {**sources, "ikea": every_photo_trains}
 
-    result = reproduce_default_weights(sources_for, tmp_path / "runs", TINY_RECIPE, torch.device("cpu"), False)
+    recipe = TINY_RECIPE.model_copy(update={"unseen_folds": 2})
+    result = reproduce_default_weights(sources_for, tmp_path / "runs", recipe, torch.device("cpu"), False)
 
-    assert asked == ["models", "none"]  # the held-out run first: it measures the bands
+    assert asked == [("models", 0), ("models", 1), ("none", 0)]  # the held-out runs first: they measure the bands
     assert result.checkpoint == tmp_path / "runs" / "bundled" / "amvml-bundled.safetensors"
     shipped, unseen = (
         read_header(result.checkpoint),
         read_header(tmp_path / "runs/bundled-unseen/amvml-bundled.safetensors"),
     )
     assert shipped.notes["holdout"] == "none" and unseen.notes["holdout"] == "models"
-    assert score_bands_of(shipped) == score_bands_of(unseen) is not None
+    bands, held_out = score_bands_of(shipped), len(sources["ikea"].split("val"))
+    assert bands is not None and bands.measured_on.startswith(f"{2 * held_out} held-out real IKEA photos")
+    assert "2 runs of the recipe" in bands.measured_on  # pooled over both folds
+    folds = json.loads((tmp_path / "runs" / "bundled-unseen-folds.json").read_text())
+    assert folds["pooled"]["count"] == 2 * held_out and len(folds["folds"]) == 2
+    assert read_header(tmp_path / "runs/bundled-unseen-fold1/amvml-bundled.safetensors").notes["fold"] == 1
     assert "ikea" not in result.validation  # no real photo left to measure on: the bands come from the unseen run
     assert (tmp_path / "runs" / "bundled-work" / "tsm" / "tsm-last.safetensors").is_file()  # one TSM for both
 
@@ -155,7 +161,7 @@ def test_score_bands_separate_right_first_results_from_wrong_and_absent_ones() -
     queries = closeness[:, None] * shapes[gt] + (1 - closeness[:, None]) * rng.normal(size=(200, 16)) * 0.3
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
 
-    bands = measure_bands(queries, shapes, gt, "synthetic", target_precision=0.8, right_below_weak=0.05)
+    bands = measure_bands(first_results(queries, shapes, gt), "synthetic", target_precision=0.8, right_below_weak=0.05)
 
     first = (queries @ shapes.T).argmax(axis=1)
     scores = (queries @ shapes.T).max(axis=1)
@@ -203,8 +209,25 @@ def test_score_bands_call_nothing_strong_when_no_score_is_reliably_right() -> No
     first = (queries @ shapes.T).argmax(axis=1)
     gt = np.where(np.arange(120) % 20 == 0, first, (first + 1) % 40)  # one in 20 right, at any score
 
-    bands = measure_bands(queries, shapes, gt, "unrelated photos", target_precision=0.6, min_strong_photos=10)
+    results = first_results(queries, shapes, gt)
+    bands = measure_bands(results, "unrelated photos", target_precision=0.6, min_strong_photos=10)
 
     assert bands is not None and bands.strong is None and bands.strong_precision is None
     assert {bands.match(score) for score in (queries @ shapes.T).max(axis=1)} <= {"possible", "weak"}
-    assert measure_bands(queries, shapes, (first + 1) % 40, "never right") is None  # nothing to measure
+    assert measure_bands(first_results(queries, shapes, (first + 1) % 40), "never right") is None  # nothing to measure
+
+
+def test_bands_of_pooled_held_out_runs_are_those_of_all_their_photos_at_once(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    shapes = rng.normal(size=(30, 8))
+    queries = shapes[rng.integers(0, 30, size=90)] + rng.normal(size=(90, 8))
+    gt = np.array(
+        [int(np.argmin(np.linalg.norm(shapes - q, axis=1))) if i % 3 else i % 30 for i, q in enumerate(queries)]
+    )
+    runs = [first_results(queries[part], shapes, gt[part]) for part in (slice(0, 40), slice(40, 90))]
+    runs[0].save(tmp_path / "first_results.npz")  # what each held-out run leaves in its directory
+
+    pooled = FirstResults.pooled([FirstResults.load(tmp_path / "first_results.npz"), runs[1]])
+
+    assert len(pooled) == 90
+    assert measure_bands(pooled, "pooled") == measure_bands(first_results(queries, shapes, gt), "pooled") is not None

@@ -105,4 +105,7 @@ class BundledRecipe(BaseModel):
     tsm_steps: int = Field(1200, ge=0, description="TSM training steps of 4 pairs")
     tsm_views_per_shape: int = Field(6, ge=1)
     demo_shapes_per_category: int = Field(60, ge=1)
+    unseen_folds: int = Field(
+        3, ge=1, description="held-out runs whose pooled photos measure the score bands, each without 12 models"
+    )
     seed: int = 0

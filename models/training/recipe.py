@@ -33,21 +33,22 @@ from photo2cad.models.datasets.demo import generate_demo
 from photo2cad.models.datasets.merge import merge_datasets, prefixed
 from photo2cad.models.datasets.records import DatasetError, RetrievalDataset
 from photo2cad.models.datasets.sweethome3d import SDIST, extract_sweethome3d, read_sweethome3d
-from photo2cad.models.evaluation.bands import measure_bands
+from photo2cad.models.evaluation.bands import FirstResults, first_results, measure_bands
 from photo2cad.models.training.amvml_trainer import embed_split, evaluate_split, train_amvml
 from photo2cad.models.training.config import AMVMLTrainConfig, BundledRecipe, TSMTrainConfig
 from photo2cad.models.training.texture_pairs import render_texture_pairs
 from photo2cad.models.training.tsm_trainer import train_tsm
 from photo2cad.models.training.views import render_views
 from photo2cad.shapes.settings import RenderSettings
-from photo2cad.weights.bands import ScoreBands, score_bands_of
-from photo2cad.weights.checkpoint import load_amvml, read_header, save_checkpoint
+from photo2cad.weights.bands import ScoreBands
+from photo2cad.weights.checkpoint import load_amvml, save_checkpoint
 
 log = logging.getLogger(__name__)
 
 Holdout = Literal["none", "photos", "models"]
 HOLDOUTS: dict[str, Holdout] = {"none": "none", "photos": "photos", "models": "models"}
 BUNDLED = "amvml-bundled.safetensors"
+FIRST_RESULTS = "first_results.npz"  # what a held-out run's photos scored: the score bands are measured on it
 LICENCES = {
     "ikea": "IKEA/Pix3D development set: photos (Lim et al., ICCV 2013) and models (Sun et al., CVPR 2018), "
     "research use only",
@@ -157,8 +158,13 @@ def train_bundled(
         progress=progress,
         validation=held_out,
     )
-    validation, measured = _validate(result.checkpoint, sources, render, cache, device, progress, HELD_OUT[holdout])
-    bands = measured or score_bands
+    validation, results = _validate(result.checkpoint, sources, render, cache, device, progress)
+    bands = score_bands
+    if results is not None:
+        results.save(out_dir / FIRST_RESULTS)
+        pool = len(sources["ikea"].shapes)
+        described = f"{len(results)} held-out real IKEA photos {HELD_OUT[holdout]}, against a pool of {pool}"
+        bands = measure_bands(results, described) or score_bands
     model, header = load_amvml(result.checkpoint)
     held_out_as = f"{holdout}, fold {fold}" if fold else holdout
     training_data = f"bundled recipe (holdout {held_out_as}): " + "; ".join(
@@ -183,26 +189,54 @@ def train_bundled(
 
 
 def reproduce_default_weights(
-    sources_for: Callable[[Holdout, Path], dict[str, RetrievalDataset]],
+    sources_for: Callable[[Holdout, int, Path], dict[str, RetrievalDataset]],
     runs_dir: Path,
     recipe: BundledRecipe,
     device: torch.device,
     progress: bool = True,
 ) -> BundledResult:
-    """The shipped default weights from scratch: the `models` holdout run measures the score bands on photos of
-    models no training photo shows (a user's catalogue), then the run on every photo records them. Both share
-    `runs_dir/bundled-work` (the second reuses the first's renders and TSM) and resume where they stopped;
-    `sources_for(holdout, work_dir)` gathers the sources into that work directory."""
+    """The shipped default weights from scratch: `recipe.unseen_folds` runs holding out the photos of different
+    models measure, pooled, the score bands on photos of models no training photo shows (a user's catalogue), then
+    the run on every photo records them. All share `runs_dir/bundled-work` (later runs reuse the first's renders and
+    TSM) and resume where they stopped; `sources_for(holdout, fold, work_dir)` gathers the sources into that work
+    directory. The held-out runs' figures, per fold and pooled, go to `runs_dir/bundled-unseen-folds.json`."""
     work = runs_dir / "bundled-work"
-    unseen = train_bundled(
-        sources_for("models", work), work, runs_dir / "bundled-unseen", recipe, device, "models", progress
+    held_out: list[FirstResults] = []
+    validations: list[dict[str, dict[str, float | int | None]]] = []
+    for fold in range(recipe.unseen_folds):
+        sources, out = sources_for("models", fold, work), runs_dir / unseen_run_name(fold)
+        validations.append(train_bundled(sources, work, out, recipe, device, "models", progress, fold=fold).validation)
+        if not (out / FIRST_RESULTS).is_file():
+            raise DatasetError(f"the held-out run kept no real photo out: {out} has no {FIRST_RESULTS}")
+        held_out.append(FirstResults.load(out / FIRST_RESULTS))
+    everything = sources_for("none", 0, work)
+    pooled = FirstResults.pooled(held_out)
+    described = (
+        f"{len(pooled)} held-out real IKEA photos of models no training photo shows ({len(held_out)} runs of the "
+        f"recipe, each holding out other models), against a pool of {len(everything['ikea'].shapes)}"
     )
-    bands = score_bands_of(read_header(unseen.checkpoint))
+    bands = measure_bands(pooled, described)
     if bands is None:
-        raise DatasetError(f"the held-out run measured no score bands: {runs_dir / 'bundled-unseen'} has no photos")
-    return train_bundled(
-        sources_for("none", work), work, runs_dir / "bundled", recipe, device, "none", progress, score_bands=bands
-    )
+        raise DatasetError(f"no held-out photo's first result was right in {len(held_out)} runs: no bands to measure")
+    summary = {"folds": validations, "pooled": pooled_figures([v["ikea"] for v in validations])}
+    (runs_dir / "bundled-unseen-folds.json").write_text(json.dumps(summary, indent=2))
+    return train_bundled(everything, work, runs_dir / "bundled", recipe, device, "none", progress, score_bands=bands)
+
+
+def unseen_run_name(fold: int) -> str:
+    """The run directory of a `models` holdout fold (fold 0 keeps the name it had before there were folds)."""
+    return "bundled-unseen" if fold == 0 else f"bundled-unseen-fold{fold}"
+
+
+def pooled_figures(parts: list[dict[str, float | int | None]]) -> dict[str, float | int | None]:
+    """Figures of several held-out runs as if measured on all their photos at once (means weighted by photo count)."""
+    count = sum(int(part["count"] or 0) for part in parts)
+    pooled: dict[str, float | int | None] = {"count": count}
+    for name in ("top1", "top10", "category_accuracy"):
+        values = [(part.get(name), int(part["count"] or 0)) for part in parts]
+        known = [(float(value), weight) for value, weight in values if value is not None]
+        pooled[name] = sum(v * w for v, w in known) / sum(w for _, w in known) if known else None
+    return pooled
 
 
 def _train_texture_synthesis(
@@ -250,12 +284,11 @@ def _validate(
     cache: Path,
     device: torch.device,
     progress: bool,
-    which_photos: str,
-) -> tuple[dict[str, dict[str, float | int | None]], ScoreBands | None]:
+) -> tuple[dict[str, dict[str, float | int | None]], FirstResults | None]:
     """Figures of the last epoch on every source's validation photos (never trained on), each against its own pool,
-    and the score bands of the real photos (the ikea source) when it holds any out."""
+    and the first results of the real photos (the ikea source) when it holds any out."""
     model, _ = load_amvml(checkpoint, device)
-    figures, bands = {}, None
+    figures, results = {}, None
     for name, source in sources.items():
         if not source.split("val"):
             continue
@@ -264,7 +297,5 @@ def _validate(
         figures[name] = evaluate_split(model, part, views, "val", device)
         if name == "ikea":
             embedded = embed_split(model, part, views, "val", device)
-            photos, pool = len(embedded.queries), len(part.shapes)
-            described = f"{photos} held-out real IKEA photos {which_photos}, against a pool of {pool}"
-            bands = measure_bands(embedded.query_vectors, embedded.shape_vectors, embedded.gt_rows, described)
-    return figures, bands
+            results = first_results(embedded.query_vectors, embedded.shape_vectors, embedded.gt_rows)
+    return figures, results
