@@ -119,7 +119,7 @@ def test_the_bundled_recipe_trains_on_every_source_and_records_itself(
     assert bands.strong is None or bands.weak <= bands.strong
 
 
-def test_the_default_weights_come_from_one_call_that_ships_the_unseen_runs_bands(
+def test_the_default_weights_come_from_one_call_that_ships_the_pooled_bands_of_the_unseen_folds(
     sweethome3d: RetrievalDataset, tmp_path: Path
 ) -> None:
     sources = tiny_sources(tmp_path, sweethome3d)
@@ -148,7 +148,7 @@ def test_the_default_weights_come_from_one_call_that_ships_the_unseen_runs_bands
     folds = json.loads((tmp_path / "runs" / "bundled-unseen-folds.json").read_text())
     assert folds["pooled"]["count"] == 2 * held_out and len(folds["folds"]) == 2
     assert read_header(tmp_path / "runs/bundled-unseen-fold1/amvml-bundled.safetensors").notes["fold"] == 1
-    assert "ikea" not in result.validation  # no real photo left to measure on: the bands come from the unseen run
+    assert "ikea" not in result.validation  # no real photo left to measure on: the bands come from the unseen runs
     assert (tmp_path / "runs" / "bundled-work" / "tsm" / "tsm-last.safetensors").is_file()  # one TSM for both
 
 
@@ -181,6 +181,7 @@ def test_the_default_weights_are_the_bundled_recipes_and_record_it() -> None:
     assert header.renderer is not None and header.renderer["framing"] == "object"
     bands = score_bands_of(header)
     assert bands is not None and "held-out" in bands.measured_on
+    assert f"{BundledRecipe().unseen_folds} runs of the recipe" in bands.measured_on  # the folds' photos pooled
 
 
 def test_index_build_without_weights_embeds_with_the_default_weights(tmp_path: Path) -> None:
