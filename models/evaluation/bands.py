@@ -43,7 +43,11 @@ class FirstResults:
     @classmethod
     def pooled(cls, parts: Sequence[FirstResults]) -> FirstResults:
         """The photos of several held-out runs of one recipe as one set (each run scored photos it never saw)."""
-        return cls(*(np.concatenate([getattr(part, name) for part in parts]) for name in cls.__dataclass_fields__))
+        return cls(
+            np.concatenate([part.scores for part in parts]),
+            np.concatenate([part.right for part in parts]),
+            np.concatenate([part.absent_scores for part in parts]),
+        )
 
 
 def first_results(query_vectors: np.ndarray, shape_vectors: np.ndarray, gt_rows: np.ndarray) -> FirstResults:

@@ -62,6 +62,7 @@ class BundledResult:
     checkpoint: Path  # the float16 file to ship
     history: list[dict[str, float]]
     validation: dict[str, dict[str, float | int | None]]  # held-out figures per source (empty with holdout none)
+    first_results: FirstResults | None = None  # the held-out real photos' first results, when any were held out
 
 
 def gather_sources(
@@ -185,7 +186,7 @@ def train_bundled(
     shipped = out_dir / BUNDLED
     save_checkpoint(shipped, model, header.model_copy(update={"training_data": training_data, "notes": notes}), True)
     (out_dir / "validation.json").write_text(json.dumps(validation, indent=2))
-    return BundledResult(shipped, result.history, validation)
+    return BundledResult(shipped, result.history, validation, results)
 
 
 def reproduce_default_weights(
@@ -205,10 +206,11 @@ def reproduce_default_weights(
     validations: list[dict[str, dict[str, float | int | None]]] = []
     for fold in range(recipe.unseen_folds):
         sources, out = sources_for("models", fold, work), runs_dir / unseen_run_name(fold)
-        validations.append(train_bundled(sources, work, out, recipe, device, "models", progress, fold=fold).validation)
-        if not (out / FIRST_RESULTS).is_file():
-            raise DatasetError(f"the held-out run kept no real photo out: {out} has no {FIRST_RESULTS}")
-        held_out.append(FirstResults.load(out / FIRST_RESULTS))
+        run = train_bundled(sources, work, out, recipe, device, "models", progress, fold=fold)
+        if run.first_results is None:
+            raise DatasetError(f"the held-out run kept no real photo out: {out}")
+        held_out.append(run.first_results)
+        validations.append(run.validation)
     everything = sources_for("none", 0, work)
     pooled = FirstResults.pooled(held_out)
     described = (
