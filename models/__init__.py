@@ -4,8 +4,8 @@ readers (`datasets`), training (`training`) and evaluation (`evaluation`) as sub
 if __name__ != "photo2cad.models":  # the folder imported from the repository root as a top-level `models`
     raise ImportError("this folder installs as photo2cad.models: import photo2cad.models, not models")
 
-from photo2cad.models.amvml import AMVML
+from photo2cad.models.amvml import AMVML, vector_dim
 from photo2cad.models.config import AMVMLConfig, TSMConfig
 from photo2cad.models.tsm import TextureSynthesisModule
 
-__all__ = ["AMVML", "AMVMLConfig", "TSMConfig", "TextureSynthesisModule"]
+__all__ = ["AMVML", "AMVMLConfig", "TSMConfig", "TextureSynthesisModule", "vector_dim"]

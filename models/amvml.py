@@ -6,17 +6,25 @@ r"""Attentive Multi-View Metric Learning (supplement Table 2 and docs/method.md'
 
 All embeddings are L2-normalised and compared by inner product. Images enter as float RGB in [0, 1]; the network
 applies its backbone's own normalisation.
+
+Retrieval compares `vector`s: the embedding itself, or, with `config.prior_weight` w > 0, the embedding followed by
+the view branch's average-pooled C5 features (for a photo as for the views), scaled so that the inner product of two
+vectors is (1 - w) x the embeddings' cosine + w x the features' cosine. Trained on the photos of a few dozen models,
+the embedding ranks the right category and its neighbours higher; the frozen ImageNet features keep the exact model
+of a catalogue no training photo showed in front more often (docs/training.md). Training never sees the prior.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from photo2cad.models.backbones import new_backbone, split_backbone
+from photo2cad.models.backbones import final_channels, new_backbone, split_backbone
 from photo2cad.models.config import AMVMLConfig
 from photo2cad.models.layers import category_linear
 
@@ -80,6 +88,7 @@ class PhotoEmbedding(NamedTuple):
     embedding: torch.Tensor  # (B, D), L2-normalised
     mask_logits: torch.Tensor  # (B, 1, H, W) at input resolution
     category_logits: torch.Tensor  # (B, C)
+    vector: torch.Tensor  # (B, vector_dim(config)), unit length: what retrieval compares (the embedding without prior)
 
 
 class ShapeEmbedding(NamedTuple):
@@ -87,6 +96,12 @@ class ShapeEmbedding(NamedTuple):
     view_embeddings: torch.Tensor  # (B, V, D), each L2-normalised
     view_attention: torch.Tensor  # (B, V), sums to 1
     category_logits: torch.Tensor  # (B, C)
+    vector: torch.Tensor  # (B, vector_dim(config)), unit length: what retrieval compares (the embedding without prior)
+
+
+def vector_dim(config: AMVMLConfig) -> int:
+    """Size of the retrieval vectors (photo and shape) of a network with `config`: an index's vector size."""
+    return config.embedding_dim + (final_channels(config.backbone) if config.prior_weight > 0 else 0)
 
 
 def masked_average_pool(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -156,7 +171,9 @@ class AMVML(nn.Module):
         weights = mask if mask is not None else torch.sigmoid(mask_logits)
         pooled = masked_average_pool(features[-1], weights.to(features[-1].dtype))
         embedding = F.normalize(self.photo_projection(pooled), dim=1)
-        return PhotoEmbedding(embedding, mask_logits, self.photo_category_head(pooled))
+        # The prior sees the photo through the view branch: the features the views' prior is made of.
+        vector = self._with_prior(embedding, lambda: self.enc3(features[0])[-1].mean(dim=(2, 3)))
+        return PhotoEmbedding(embedding, mask_logits, self.photo_category_head(pooled), vector)
 
     def embed_views(self, views: torch.Tensor) -> ShapeEmbedding:
         """Grey renders (B, V, 3, H, W) -> per-view embeddings and the attention-fused shape embedding."""
@@ -174,14 +191,37 @@ class AMVML(nn.Module):
             attention = view_embeddings.new_full((batch, num_views), 1.0 / num_views)
         shape = F.normalize((attention.unsqueeze(-1) * view_embeddings).sum(dim=1), dim=1)
         category_logits = self.view_category_head(pooled.mean(dim=1))
-        return ShapeEmbedding(shape, view_embeddings, attention, category_logits)
+        vector = self._with_prior(shape, lambda: F.normalize(pooled, dim=-1).mean(dim=1))
+        return ShapeEmbedding(shape, view_embeddings, attention, category_logits, vector)
 
-    def rerank_scores(self, queries: torch.Tensor, view_embeddings: torch.Tensor) -> torch.Tensor:
+    def _with_prior(self, embedding: torch.Tensor, prior_features: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """The retrieval vector: `embedding`, followed by the prior's features (B, C) when the config weights them."""
+        weight = self.config.prior_weight
+        if weight == 0:
+            return embedding
+        prior = F.normalize(prior_features().to(embedding.dtype), dim=-1)
+        return torch.cat([embedding * math.sqrt(1 - weight), prior * math.sqrt(weight)], dim=-1)
+
+    def rerank_scores(
+        self, queries: torch.Tensor, view_embeddings: torch.Tensor, shape_vectors: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Query-conditioned view attention: (Q, D) queries against (N, V, D) candidates -> (Q, N) scores.
 
         Each query weights each candidate's views by how well they match it, fuses them, and scores the fused
-        vector by cosine similarity.
+        vector by cosine similarity. Retrieval vectors with the prior as queries need the candidates' retrieval
+        vectors (N, vector_dim) too: the embedding part is re-scored, the prior's part kept as it was.
         """
+        embedding_dim = self.config.embedding_dim
+        if queries.shape[-1] == embedding_dim:
+            return self._attended_scores(queries, view_embeddings)
+        if shape_vectors is None:
+            raise ValueError("re-ranking retrieval vectors with the prior needs the candidates' retrieval vectors")
+        kept = math.sqrt(1 - self.config.prior_weight)
+        attended = self._attended_scores(queries[:, :embedding_dim] / kept, view_embeddings)
+        prior = queries[:, embedding_dim:] @ shape_vectors[:, embedding_dim:].T  # already w x the features' cosine
+        return attended * kept**2 + prior
+
+    def _attended_scores(self, queries: torch.Tensor, view_embeddings: torch.Tensor) -> torch.Tensor:
         keys = self.query_projection(queries)  # (Q, D)
         logits = torch.einsum("qd,nvd->qnv", keys, view_embeddings) * self.rerank_log_scale.exp()
         attention = torch.softmax(logits, dim=-1)

@@ -91,6 +91,15 @@ def _efficientnet_lite_parts(name: str, net: nn.Module) -> BackboneParts:
     return BackboneParts(enc1, branch, channels, LITE_MEAN, LITE_STD)
 
 
+def final_channels(name: Backbone) -> int:
+    """Channels of C5, the last feature map of a branch."""
+    if name == "resnet34":
+        return 512
+    if name in _LITE_CUTS:
+        return _LITE_CUTS[name][1][-1]
+    raise ValueError(f"unknown backbone {name!r}; choose resnet34, efficientnet_lite0 or efficientnet_lite2")
+
+
 def split_backbone(name: Backbone, net: nn.Module) -> BackboneParts:
     """Enc1 and the branch template of `net`, a network `new_backbone(name)` built (its modules, not copies)."""
     if name == "resnet34":

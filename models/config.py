@@ -41,6 +41,15 @@ class AMVMLConfig(BaseModel):
     decoder_channels: int = Field(128, ge=8, description="UperNet width (Table 2: 128)")
     view_attention_hidden: int = Field(128, ge=1)
     view_attention: bool = Field(True, description="learned view attention; False averages the views (ablation)")
+    prior_weight: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="share of the view branch's own features in retrieval scores (0: the trained embedding alone): "
+        "retrieval vectors append the average-pooled C5 features of the view branch (ImageNet's, while it stays "
+        "frozen) to the embedding, so that two vectors' inner product is (1 - w) x the embeddings' cosine + w x the "
+        "features' cosine; set after training, never trained with",
+    )
     pretrained: bool = Field(
         True,
         description="start the backbone from ImageNet weights when they are available offline or online "

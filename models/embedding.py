@@ -21,12 +21,12 @@ if TYPE_CHECKING:
 
 
 class ShapeVectors(NamedTuple):
-    vectors: np.ndarray  # (N, D) float32, L2-normalised shape vectors
+    vectors: np.ndarray  # (N, vector_dim) float32, unit-length retrieval vectors (models/amvml.py)
     view_embeddings: np.ndarray  # (N, V, D) float32, each L2-normalised
 
 
 class PhotoVectors(NamedTuple):
-    vectors: np.ndarray  # (B, D) float32, L2-normalised
+    vectors: np.ndarray  # (B, vector_dim) float32, unit-length retrieval vectors
     category_logits: np.ndarray  # (B, C) float32; C = 0 without a category head
 
 
@@ -62,7 +62,7 @@ def embed_view_sets(
     for chunk in view_batches(grey, device, batch_shapes):
         with autocast(device):
             out = model.embed_views(chunk)
-        vectors.append(out.embedding.float().cpu())
+        vectors.append(out.vector.float().cpu())
         view_embeddings.append(out.view_embeddings.float().cpu())
     return ShapeVectors(torch.cat(vectors).numpy(), torch.cat(view_embeddings).numpy())
 
@@ -88,4 +88,4 @@ def embed_photos(
         out = model.embed_photo(
             photos.to(device, non_blocking=True), None if masks is None else masks.to(device, non_blocking=True)
         )
-    return PhotoVectors(out.embedding.float().cpu().numpy(), out.category_logits.float().cpu().numpy())
+    return PhotoVectors(out.vector.float().cpu().numpy(), out.category_logits.float().cpu().numpy())

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 class _ViewBranch(nn.Module):
-    """uint8 grey views (B, V, S, S, 3) -> (shape vectors (B, D), view embeddings (B, V, D)), as embed_view_sets."""
+    """uint8 grey views (B, V, S, S, 3) -> (shape vectors (B, D'), view embeddings (B, V, D)), as embed_view_sets."""
 
     def __init__(self, model: AMVML) -> None:
         super().__init__()
@@ -30,7 +30,7 @@ class _ViewBranch(nn.Module):
     def forward(self, views: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pixels = views.permute(0, 1, 4, 2, 3).float() / 255.0  # views_to_tensor, with axes ONNX can name
         out = self.model.embed_views(pixels)
-        return out.embedding, out.view_embeddings
+        return out.vector, out.view_embeddings
 
 
 class OnnxViewEngine:

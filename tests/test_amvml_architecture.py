@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from photo2cad.models import AMVML, AMVMLConfig
+from photo2cad.models import AMVML, AMVMLConfig, vector_dim
 from photo2cad.models.amvml import masked_average_pool
 
 
@@ -182,3 +183,46 @@ def test_attention_can_be_switched_off_for_the_ablation() -> None:
     with torch.no_grad():
         out = model.embed_views(torch.rand(1, 3, 3, 224, 224))
     assert torch.allclose(out.view_attention, torch.full((1, 3), 1 / 3))
+
+
+def test_without_prior_the_retrieval_vector_is_the_embedding(amvml: AMVML) -> None:
+    with torch.no_grad():
+        photo = amvml.embed_photo(torch.rand(1, 3, 224, 224))
+        shape = amvml.embed_views(torch.rand(1, 3, 3, 224, 224))
+    assert torch.equal(photo.vector, photo.embedding) and torch.equal(shape.vector, shape.embedding)
+    assert vector_dim(amvml.config) == amvml.config.embedding_dim
+
+
+def test_the_prior_blends_the_view_branch_features_into_the_scores() -> None:
+    """vector . vector = (1 - w) x the embeddings' cosine + w x the cosine of the view branch's pooled C5 features,
+    the photo's seen through the view branch, a shape's averaged over its views."""
+    config = AMVMLConfig(backbone="efficientnet_lite0", pretrained=False, image_size=64, num_views=3, prior_weight=0.7)
+    model = AMVML(config).eval()
+    photo_pixels, view_pixels = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 3, 64, 64)
+    with torch.no_grad():
+        photo, shape = model.embed_photo(photo_pixels), model.embed_views(view_pixels)
+        photo_prior = F.normalize(model.view_features(photo_pixels).mean(dim=(2, 3)), dim=1)
+        view_prior = F.normalize(model.view_features(view_pixels.flatten(0, 1)).mean(dim=(2, 3)), dim=1)
+        shape_prior = F.normalize(view_prior.view(2, 3, -1).mean(dim=1), dim=1)
+    assert vector_dim(config) == 256 + 320
+    assert photo.vector.shape == shape.vector.shape == (2, 576) and photo.embedding.shape == (2, 256)
+    assert torch.allclose(photo.vector.norm(dim=1), torch.ones(2)) and torch.allclose(
+        shape.vector.norm(dim=1), torch.ones(2)
+    )
+    expected = 0.3 * photo.embedding @ shape.embedding.T + 0.7 * photo_prior @ shape_prior.T
+    assert torch.allclose(photo.vector @ shape.vector.T, expected, atol=1e-5)
+
+
+def test_re_ranking_with_the_prior_re_scores_the_embedding_part_only() -> None:
+    config = AMVMLConfig(backbone="efficientnet_lite0", pretrained=False, image_size=64, num_views=3, prior_weight=0.6)
+    model = AMVML(config).eval()
+    with torch.no_grad():
+        photo = model.embed_photo(torch.rand(1, 3, 64, 64))
+        shapes = model.embed_views(torch.rand(4, 3, 3, 64, 64))
+        attended = model.rerank_scores(photo.embedding, shapes.view_embeddings)
+        blended = model.rerank_scores(photo.vector, shapes.view_embeddings, shapes.vector)
+        prior_part = photo.vector[:, 256:] @ shapes.vector[:, 256:].T
+        with pytest.raises(ValueError, match="retrieval vectors"):
+            model.rerank_scores(photo.vector, shapes.view_embeddings)
+    assert torch.allclose(blended, 0.4 * attended + prior_part, atol=1e-5)
+    assert not torch.allclose(blended, attended)

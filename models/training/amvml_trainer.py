@@ -208,7 +208,7 @@ def train_amvml(
                 record = warmup_epoch(model, inputs, pooled_views, optimiser, description)
             with torch.inference_mode():
                 model.eval()
-                shape_vectors = model.shapes_from_pooled(pooled_views).embedding.float().cpu().numpy()
+                shape_vectors = model.shapes_from_pooled(pooled_views).vector.float().cpu().numpy()
             if _phase(epoch + 1, config) != phase:
                 optimiser, optimiser_state = None, None
         else:
