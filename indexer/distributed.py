@@ -24,7 +24,7 @@ import torch
 from photo2cad.indexer.mapper import MeshPreparation, StageTimes, render_shapes
 from photo2cad.indexer.runner import BuildReport, BuildRequest, build_index
 from photo2cad.indexer.shards import EmbeddedShape, FailedShape, Shard
-from photo2cad.models import AMVML
+from photo2cad.models import AMVML, vector_dim
 from photo2cad.models.embedding import embed_view_sets
 from photo2cad.models.onnx_views import onnx_view_engine
 from photo2cad.shapes.pool import ShapeRecord
@@ -100,9 +100,8 @@ class EmbedActor:
 
         ok = batch["failure"] == ""
         count, views = len(ok), batch["grey"].shape[1]
-        dim = self.model.config.embedding_dim
-        vectors = np.zeros((count, dim), np.float32)
-        view_embeddings = np.zeros((count, views, dim), np.float32)
+        vectors = np.zeros((count, vector_dim(self.model.config)), np.float32)
+        view_embeddings = np.zeros((count, views, self.model.config.embedding_dim), np.float32)
         start = time.perf_counter()
         if ok.any():
             vectors[ok], view_embeddings[ok] = embed_view_sets(

@@ -41,7 +41,7 @@ from photo2cad.indexer.shards import EmbeddedShape, FailedShape, Shard, ShardSto
 from photo2cad.indexer.vector_search import SearchConfig
 from photo2cad.indexer.version import IndexVersion, open_index
 from photo2cad.indexer.writer import BuildError, RowSource, VersionPlan, write_version
-from photo2cad.models import AMVML
+from photo2cad.models import AMVML, vector_dim
 from photo2cad.models.onnx_views import onnx_view_engine
 from photo2cad.shapes.meshes import file_checksum
 from photo2cad.shapes.pool import PoolListing, ShapeRecord, scan_pool
@@ -325,7 +325,8 @@ def _build(
             search=request.search,
             max_faces=request.max_faces,
             categories_csv=request.categories_csv,
-            embedding_dim=model.config.embedding_dim,
+            embedding_dim=vector_dim(model.config),
+            view_embedding_dim=model.config.embedding_dim,
             published=published,
             shard_thumbnails=store.thumbnail_dir,
         )

@@ -84,6 +84,10 @@ class IndexVersion:
         """(len(rows), V, D) float32 for the given rows; the file stays memory-mapped."""
         return np.asarray(self.view_embeddings[rows], dtype=np.float32)
 
+    def vectors_of(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), D') float32 shape vectors of the given rows; the file stays memory-mapped."""
+        return np.asarray(self.vectors[rows], dtype=np.float32)
+
 
 def version_directory(path: Path) -> Path:
     """`path` itself when it is a version directory, else the `current` version of the index directory `path`."""

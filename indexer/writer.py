@@ -64,7 +64,8 @@ class VersionPlan:
     search: SearchConfig
     max_faces: int | None
     categories_csv: Path | None
-    embedding_dim: int
+    embedding_dim: int  # of the shape vectors (models.amvml.vector_dim)
+    view_embedding_dim: int  # of the view embeddings (the network's embedding, without prior)
     published: IndexVersion | None
     shard_thumbnails: Path
 
@@ -117,7 +118,10 @@ def write_version(plan: VersionPlan) -> tuple[Path, float | None]:
             staging / layout.VECTORS, mode="w+", dtype=np.float32, shape=(len(rows), plan.embedding_dim)
         )
         view_embeddings = np.lib.format.open_memmap(
-            staging / layout.VIEW_EMBEDDINGS, mode="w+", dtype=np.float16, shape=(len(rows), views, plan.embedding_dim)
+            staging / layout.VIEW_EMBEDDINGS,
+            mode="w+",
+            dtype=np.float16,
+            shape=(len(rows), views, plan.view_embedding_dim),
         )
         _gather_rows(rows, plan.published, vectors, view_embeddings)
         vectors.flush()

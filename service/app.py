@@ -19,6 +19,7 @@ from photo2cad.device import pick_device
 from photo2cad.indexer import IndexVersion, layout
 from photo2cad.indexer.manifest import Manifest
 from photo2cad.indexer.vector_search import gpu_available
+from photo2cad.models import vector_dim
 from photo2cad.service.admission import DecodeBudget, InFlightLimit, return_freed_memory
 from photo2cad.service.batcher import MicroBatcher
 from photo2cad.service.encoder import QueryEncoder, choose_weights, compatibility_problems
@@ -35,7 +36,7 @@ from photo2cad.service.settings import LOOPBACK_HOSTS, ServiceSettings
 from photo2cad.service.state import ServiceState
 from photo2cad.service.transport import HeadAsGetMiddleware
 from photo2cad.shapes.meshes import file_checksum
-from photo2cad.weights.checkpoint import CheckpointError, read_header
+from photo2cad.weights.checkpoint import CheckpointError, amvml_config, read_header
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,11 @@ def plan_startup(settings: ServiceSettings) -> StartupPlan:
     weights = choose_weights(settings.weights, manifest)
     try:
         header = read_header(weights)
+        dim = vector_dim(amvml_config(weights, header))
     except CheckpointError as err:
         raise ServiceConfigError(str(err)) from err
-    embedding_dim = header.embedding_dim or int(header.config.get("embedding_dim", 0))
     sha256 = file_checksum(weights)
-    problems = compatibility_problems(sha256, embedding_dim, manifest, settings.allow_weights_mismatch)
+    problems = compatibility_problems(sha256, dim, manifest, settings.allow_weights_mismatch)
     if problems:
         raise ServiceConfigError("; ".join(problems))
     if sha256 != manifest.weights.sha256:

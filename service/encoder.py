@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from photo2cad.indexer.manifest import Manifest
-from photo2cad.models import AMVML
+from photo2cad.models import AMVML, vector_dim
 from photo2cad.models.embedding import embed_photos
 from photo2cad.service.errors import ServiceConfigError
 from photo2cad.shapes.meshes import file_checksum
@@ -95,7 +95,8 @@ class QueryEncoder:
 
     @property
     def embedding_dim(self) -> int:
-        return self.model.config.embedding_dim
+        """Size of the photo vectors, which the index's shape vectors must share."""
+        return vector_dim(self.model.config)
 
     def embed(self, inputs: Sequence[PhotoInput]) -> list[np.ndarray]:
         """One (D,) float32 L2-normalised embedding per input, in order."""
@@ -113,12 +114,14 @@ class QueryEncoder:
                 embeddings[row] = vector
         return [e for e in embeddings if e is not None]
 
-    def rerank(self, query: np.ndarray, view_embeddings: np.ndarray) -> np.ndarray:
-        """Scores (N,) of N candidates' views (N, V, D) against one query (D,), by query-conditioned attention."""
+    def rerank(self, query: np.ndarray, view_embeddings: np.ndarray, shape_vectors: np.ndarray) -> np.ndarray:
+        """Scores (N,) of N candidates, their views (N, V, D) and shape vectors (N, D'), against one query (D',),
+        by query-conditioned attention over the views."""
         with torch.inference_mode():
             queries = torch.from_numpy(np.ascontiguousarray(query, dtype=np.float32)).unsqueeze(0).to(self.device)
             views = torch.from_numpy(np.asarray(view_embeddings, dtype=np.float32)).to(self.device)
-            return self.model.rerank_scores(queries, views)[0].float().cpu().numpy()
+            shapes = torch.from_numpy(np.asarray(shape_vectors, dtype=np.float32)).to(self.device)
+            return self.model.rerank_scores(queries, views, shapes)[0].float().cpu().numpy()
 
     def warm_up(self) -> None:
         """One forward pass at start-up, so the first user does not pay for lazy initialisation."""

@@ -41,7 +41,7 @@ from photo2cad.service.served_index import ServedIndex
 from photo2cad.weights.bands import Match
 
 # (query (D,), candidates' view embeddings (N, V, D)) -> (N,) scores
-Reranker = Callable[[np.ndarray, np.ndarray], np.ndarray]
+Reranker = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # query, view embeddings, shape vectors
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ def rank_shapes(
     if reranker is None or not hits:
         return Ranking([RankedRow(h.row, h.score, h.score) for h in hits[:top_k]], searched - started, 0.0)
     rows = np.array([h.row for h in hits], dtype=np.int64)
-    scores = reranker(query, index.view_embeddings_of(rows))
+    scores = reranker(query, index.view_embeddings_of(rows), index.vectors_of(rows))
     order = np.argsort(-scores, kind="stable")[:top_k]
     ranked = [RankedRow(int(rows[i]), float(scores[i]), hits[i].score) for i in order]
     return Ranking(ranked, searched - started, time.perf_counter() - searched)

@@ -140,6 +140,13 @@ def load_amvml(path: str | Path, device: torch.device | str = "cpu") -> tuple[AM
     """AMV-ML in eval mode on `device`, rebuilt from the header; no ImageNet weights are fetched."""
     path = Path(path)
     header = read_header(path)
+    model = AMVML(amvml_config(path, header))
+    _load_state(path, model)
+    return model.to(device).eval(), header
+
+
+def amvml_config(path: Path, header: CheckpointHeader) -> AMVMLConfig:
+    """The network an AMV-ML checkpoint's header describes (without building it)."""
     _check_header(path, header, "amvml")
     try:
         config = AMVMLConfig.model_validate({**header.config, "pretrained": False})
@@ -149,9 +156,7 @@ def load_amvml(path: str | Path, device: torch.device | str = "cpu") -> tuple[AM
         raise CheckpointError(
             f"{path}: header says embedding size {header.embedding_dim}, config says {config.embedding_dim}"
         )
-    model = AMVML(config)
-    _load_state(path, model)
-    return model.to(device).eval(), header
+    return config
 
 
 def load_tsm(path: str | Path, device: torch.device | str = "cpu") -> tuple[TextureSynthesisModule, CheckpointHeader]:
