@@ -27,7 +27,7 @@ from typing import Literal
 
 import torch
 
-from photo2cad.models import AMVMLConfig, TSMConfig
+from photo2cad.models import AMVML, AMVMLConfig, TSMConfig
 from photo2cad.models.datasets import read_folder, read_ikea_dev
 from photo2cad.models.datasets.demo import generate_demo
 from photo2cad.models.datasets.merge import merge_datasets, prefixed
@@ -132,7 +132,11 @@ def train_bundled(
     if "tsm" in recipe.anchor_looks:
         tsm_weights = _train_texture_synthesis(merged, categories, recipe, work_dir, cache, device, progress)
     model_config = AMVMLConfig(
-        backbone=recipe.backbone, num_categories=len(categories), image_size=recipe.image_size, pretrained=True
+        backbone=recipe.backbone,
+        num_categories=len(categories),
+        image_size=recipe.image_size,
+        prior_weight=recipe.prior_weight,
+        pretrained=True,
     )
     config = AMVMLTrainConfig(
         epochs=recipe.epochs,
@@ -159,14 +163,16 @@ def train_bundled(
         progress=progress,
         validation=held_out,
     )
-    validation, results = _validate(result.checkpoint, sources, render, cache, device, progress)
+    model, header = load_amvml(result.checkpoint, device)
+    # Runs trained before the recipe had a prior get it here: training never reads it, so their epochs stand.
+    model.config = model.config.model_copy(update={"prior_weight": recipe.prior_weight})
+    validation, results = _validate(model, sources, render, cache, device, progress)
     bands = score_bands
     if results is not None:
         results.save(out_dir / FIRST_RESULTS)
         pool = len(sources["ikea"].shapes)
         described = f"{len(results)} held-out real IKEA photos {HELD_OUT[holdout]}, against a pool of {pool}"
         bands = measure_bands(results, described) or score_bands
-    model, header = load_amvml(result.checkpoint)
     held_out_as = f"{holdout}, fold {fold}" if fold else holdout
     training_data = f"bundled recipe (holdout {held_out_as}): " + "; ".join(
         f"{name} {len(part.shapes)} shapes, {len(part.split('train'))} training photos"
@@ -280,7 +286,7 @@ HELD_OUT: dict[Holdout, str] = {
 
 
 def _validate(
-    checkpoint: Path,
+    model: AMVML,
     sources: dict[str, RetrievalDataset],
     render: RenderSettings,
     cache: Path,
@@ -289,7 +295,6 @@ def _validate(
 ) -> tuple[dict[str, dict[str, float | int | None]], FirstResults | None]:
     """Figures of the last epoch on every source's validation photos (never trained on), each against its own pool,
     and the first results of the real photos (the ikea source) when it holds any out."""
-    model, _ = load_amvml(checkpoint, device)
     figures, results = {}, None
     for name, source in sources.items():
         if not source.split("val"):
