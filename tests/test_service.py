@@ -24,6 +24,7 @@ from photo2cad.service.app import create_app, plan_startup
 from photo2cad.service.errors import ServiceConfigError
 from photo2cad.weights.checkpoint import load_amvml
 from tests.helpers import (
+    TEST_RENDER,
     ServedIndex,
     image_bytes,
     metric,
@@ -32,6 +33,7 @@ from tests.helpers import (
     rendered_photo,
     settings_for,
 )
+from tests.meshpool import write_pool
 
 
 # ---------------------------------------------------------------------------------------------------------- fixtures
@@ -466,3 +468,41 @@ def test_serve_command_on_a_directory_without_index_says_so(tmp_path: Path) -> N
 
     result = CliRunner().invoke(app, ["serve", "--index", str(tmp_path)])
     assert result.exit_code == 2 and "holds no index" in result.output
+
+
+# ---------------------------------------------------------------------------------------------------------- prior
+@pytest.fixture(scope="module")
+def prior_index(tmp_path_factory: pytest.TempPathFactory, tiny_weights: Path) -> ServedIndex:
+    """The test meshes indexed with the tiny weights carrying a prior (config prior_weight 0.5)."""
+    from photo2cad.indexer import BuildRequest, build_index
+    from photo2cad.weights import save_checkpoint
+
+    base = tmp_path_factory.mktemp("prior-index")
+    model, header = load_amvml(tiny_weights, "cpu")
+    model.config = model.config.model_copy(update={"prior_weight": 0.5})
+    weights = save_checkpoint(base / "prior.safetensors", model, header)  # the header's config follows the model
+    pool, root = base / "pool", base / "index"
+    write_pool(pool)
+    build_index(BuildRequest(pool=pool, out=root, weights=weights, render=TEST_RENDER, progress=False))
+    return ServedIndex(pool, root, weights)
+
+
+def test_weights_with_a_prior_index_longer_vectors_and_serve_them_with_re_ranking(prior_index: ServedIndex) -> None:
+    index = open_index(prior_index.root)
+    model, _ = load_amvml(prior_index.weights, "cpu")
+    assert model.config.prior_weight == 0.5
+    assert index.manifest.embedding_dim == index.vectors.shape[1] == 32 + 320  # Lite0's C5 has 320 channels
+    assert index.view_embeddings.shape[2] == 32
+    photo = image_bytes((96, 96), colour=(240, 240, 240))
+    with torch.inference_mode():
+        tensor = photo_to_tensor(Image.open(io.BytesIO(photo)), model.config.image_size).unsqueeze(0)
+        query = model.embed_photo(tensor).vector
+        rows = np.array([hit.row for hit in index.search(query.numpy(), 5)[0]])
+        views, vectors = torch.from_numpy(index.view_embeddings_of(rows)), torch.from_numpy(index.vectors_of(rows))
+        scores = model.rerank_scores(query, views, vectors)[0].numpy()
+    with TestClient(create_app(settings_for(prior_index.root, weights=prior_index.weights))) as client:
+        plain = post_photo(client, photo, top_k=5).json()
+        reranked = post_photo(client, photo, top_k=1, rerank="true").json()
+    assert [r["shape_id"] for r in plain["results"]] == [index.manifest.shapes[row].shape_id for row in rows]
+    assert reranked["results"][0]["shape_id"] == index.manifest.shapes[rows[int(np.argmax(scores))]].shape_id
+    assert reranked["results"][0]["score"] == pytest.approx(float(scores.max()), abs=1e-4)
