@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from photo2cad.models import vector_dim
 from photo2cad.models.embedding import embed_view_sets
 from photo2cad.models.onnx_views import OnnxViewEngine, onnx_view_engine
 from photo2cad.shapes.render import Renderer
@@ -29,12 +30,17 @@ def grey_views() -> np.ndarray:
     return np.stack(views)  # type: ignore[arg-type]
 
 
-def test_onnx_runtime_embeds_views_as_pytorch_does(tiny_weights: Path, grey_views: np.ndarray) -> None:
+@pytest.mark.parametrize("prior_weight", [0.0, 0.6])
+def test_onnx_runtime_embeds_views_as_pytorch_does(
+    tiny_weights: Path, grey_views: np.ndarray, prior_weight: float
+) -> None:
     model, _ = load_amvml(tiny_weights, CPU)
+    model.config = model.config.model_copy(update={"prior_weight": prior_weight})
 
     reference = embed_view_sets(model, grey_views, CPU, batch_shapes=2)
     fast = embed_view_sets(model, grey_views, CPU, batch_shapes=2, engine=OnnxViewEngine(model))
 
+    assert fast.vectors.shape == (3, vector_dim(model.config)) and fast.view_embeddings.shape == (3, 4, 32)
     np.testing.assert_allclose(fast.vectors, reference.vectors, atol=1e-4)
     np.testing.assert_allclose(fast.view_embeddings, reference.view_embeddings, atol=1e-4)
     assert not np.allclose(reference.vectors[0], reference.vectors[1])  # the shapes differ: the check can fail
