@@ -10,7 +10,15 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from photo2cad.models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
-from photo2cad.weights.checkpoint import CheckpointError, header_for, load_amvml, load_tsm, read_header, save_checkpoint
+from photo2cad.weights.checkpoint import (
+    CheckpointError,
+    header_for,
+    load_amvml,
+    load_tsm,
+    read_header,
+    save_checkpoint,
+    set_prior_weight,
+)
 
 RENDERER = {"views": 12, "elevation": 14.0, "distance": 3.3, "fov": 56.0, "size": 224}
 
@@ -43,6 +51,16 @@ def test_header_records_architecture_config_renderer_data_version_and_date(saved
     assert header.training_data == "unit-test"
     assert header.photo2cad_version and header.created_at.year >= 2024
     assert header.notes == {"epochs": 0}
+
+
+def test_a_prior_set_after_training_is_recorded_in_the_header_and_changes_no_tensor(
+    saved_amvml: Path, tmp_path: Path
+) -> None:
+    model, header = load_amvml(saved_amvml)
+    with_prior = save_checkpoint(tmp_path / "with-prior.safetensors", model, set_prior_weight(model, header, 0.6))
+    assert read_header(with_prior).config == {**header.config, "prior_weight": 0.6}
+    assert load_amvml(with_prior)[0].config.prior_weight == 0.6
+    assert load_file(str(with_prior)).keys() == load_file(str(saved_amvml)).keys()
 
 
 def test_tsm_round_trip(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from photo2cad.models import vector_dim
 from photo2cad.models.embedding import embed_view_sets
 from photo2cad.models.onnx_views import OnnxViewEngine, onnx_view_engine
 from photo2cad.shapes.render import Renderer
-from photo2cad.weights.checkpoint import load_amvml
+from photo2cad.weights.checkpoint import load_amvml, set_prior_weight
 from tests.helpers import TEST_RENDER
 from tests.meshpool import shapes
 
@@ -34,8 +34,8 @@ def grey_views() -> np.ndarray:
 def test_onnx_runtime_embeds_views_as_pytorch_does(
     tiny_weights: Path, grey_views: np.ndarray, prior_weight: float
 ) -> None:
-    model, _ = load_amvml(tiny_weights, CPU)
-    model.config = model.config.model_copy(update={"prior_weight": prior_weight})
+    model, header = load_amvml(tiny_weights, CPU)
+    set_prior_weight(model, header, prior_weight)
 
     reference = embed_view_sets(model, grey_views, CPU, batch_shapes=2)
     fast = embed_view_sets(model, grey_views, CPU, batch_shapes=2, engine=OnnxViewEngine(model))

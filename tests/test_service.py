@@ -475,12 +475,11 @@ def test_serve_command_on_a_directory_without_index_says_so(tmp_path: Path) -> N
 def prior_index(tmp_path_factory: pytest.TempPathFactory, tiny_weights: Path) -> ServedIndex:
     """The test meshes indexed with the tiny weights carrying a prior (config prior_weight 0.5)."""
     from photo2cad.indexer import BuildRequest, build_index
-    from photo2cad.weights import save_checkpoint
+    from photo2cad.weights.checkpoint import save_checkpoint, set_prior_weight
 
     base = tmp_path_factory.mktemp("prior-index")
     model, header = load_amvml(tiny_weights, "cpu")
-    model.config = model.config.model_copy(update={"prior_weight": 0.5})
-    weights = save_checkpoint(base / "prior.safetensors", model, header)  # the header's config follows the model
+    weights = save_checkpoint(base / "prior.safetensors", model, set_prior_weight(model, header, 0.5))
     pool, root = base / "pool", base / "index"
     write_pool(pool)
     build_index(BuildRequest(pool=pool, out=root, weights=weights, render=TEST_RENDER, progress=False))

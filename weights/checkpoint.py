@@ -81,6 +81,12 @@ def save_checkpoint(path: str | Path, model: nn.Module, header: CheckpointHeader
     return path
 
 
+def is_half(path: str | Path) -> bool:
+    """Whether a checkpoint stores its floating-point tensors in float16 (`save_checkpoint(..., half=True)`)."""
+    with safe_open(str(path), framework="pt") as handle:
+        return any(handle.get_slice(name).get_dtype() == "F16" for name in list(handle.keys()))
+
+
 def read_header(path: str | Path) -> CheckpointHeader:
     path = Path(path)
     if not path.is_file():
@@ -143,6 +149,13 @@ def load_amvml(path: str | Path, device: torch.device | str = "cpu") -> tuple[AM
     model = AMVML(amvml_config(path, header))
     _load_state(path, model)
     return model.to(device).eval(), header
+
+
+def set_prior_weight(model: AMVML, header: CheckpointHeader, weight: float) -> CheckpointHeader:
+    """Give `model` the retrieval prior `weight` (AMVMLConfig.prior_weight; no tensor changes) and return `header`
+    saying so; training never reads the prior, so a trained checkpoint can take one afterwards."""
+    model.config = AMVMLConfig.model_validate({**model.config.model_dump(), "prior_weight": weight})
+    return header.model_copy(update={"config": {**header.config, "prior_weight": weight}})
 
 
 def amvml_config(path: Path, header: CheckpointHeader) -> AMVMLConfig:

@@ -41,7 +41,7 @@ from photo2cad.models.training.tsm_trainer import train_tsm
 from photo2cad.models.training.views import render_views
 from photo2cad.shapes.settings import RenderSettings
 from photo2cad.weights.bands import ScoreBands
-from photo2cad.weights.checkpoint import load_amvml, save_checkpoint
+from photo2cad.weights.checkpoint import load_amvml, save_checkpoint, set_prior_weight
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def train_bundled(
     )
     model, header = load_amvml(result.checkpoint, device)
     # Runs trained before the recipe had a prior get it here: training never reads it, so their epochs stand.
-    model.config = model.config.model_copy(update={"prior_weight": recipe.prior_weight})
+    header = set_prior_weight(model, header, recipe.prior_weight)
     validation, results = _validate(model, sources, render, cache, device, progress)
     bands = score_bands
     if results is not None:
