@@ -39,6 +39,7 @@ def train_amvml_command(
     embedding_dim: int | None = setting_option(AMVMLConfig, "embedding_dim"),
     image_size: int | None = setting_option(AMVMLConfig, "image_size"),
     views: int | None = setting_option(AMVMLConfig, "num_views", "--views"),
+    prior_weight: float | None = setting_option(AMVMLConfig, "prior_weight"),
     framing: str = typer.Option(
         "object",
         help="View framing, recorded in the checkpoint so that indexes follow it: object (zoomed onto the object like "
@@ -89,6 +90,7 @@ def train_amvml_command(
             embedding_dim=embedding_dim,
             image_size=image_size,
             num_views=views,
+            prior_weight=prior_weight,
         ),
     )
     epochs_given = given(epochs=epochs, warmup_epochs=warmup_epochs)

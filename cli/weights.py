@@ -69,3 +69,21 @@ def weights_half(
         header = header.model_copy(update={"training_data": training_data})
     save_checkpoint(out, model, header, half=True)
     typer.echo(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
+
+
+@weights_app.command("prior")
+def weights_prior(
+    source: Path = typer.Argument(..., help="A trained AMV-ML checkpoint."),
+    out: Path = typer.Argument(..., help="Where to write the copy."),
+    weight: float = typer.Option(
+        ..., min=0.0, max=0.999, help="Share of the view branch's own features in retrieval scores; 0 removes it."
+    ),
+) -> None:
+    """Copy an AMV-ML checkpoint with another retrieval prior (AMVMLConfig.prior_weight): scores become
+    (1 - weight) x the trained embeddings' cosine + weight x the frozen backbone's features' cosine. No tensor
+    changes; indexes built with other weights must be rebuilt (`photo2cad index build`)."""
+    from photo2cad.weights.checkpoint import is_half, load_amvml, save_checkpoint, set_prior_weight
+
+    model, header = load_amvml(source)
+    save_checkpoint(out, model, set_prior_weight(model, header, weight), half=is_half(source))
+    typer.echo(f"wrote {out} (prior weight {weight})")

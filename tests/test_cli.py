@@ -58,6 +58,22 @@ def test_weights_half_halves_the_file_and_keeps_the_header(tmp_path: Path) -> No
     assert shown[0]["config"] == shown[1]["config"] and shown[1]["training_data"] == "my catalogue"
 
 
+def test_weights_prior_copies_a_checkpoint_with_the_prior_in_its_precision(tmp_path: Path) -> None:
+    full, half, with_prior = (tmp_path / f"{name}.safetensors" for name in ("full", "half", "prior"))
+    init = ["weights", "init", str(full), "--backbone", "efficientnet_lite0", "--image-size", "64"]
+    assert runner.invoke(app, init).exit_code == 0
+    assert runner.invoke(app, ["weights", "half", str(full), str(half)]).exit_code == 0
+
+    result = runner.invoke(app, ["weights", "prior", str(half), str(with_prior), "--weight", "0.6"])
+
+    assert result.exit_code == 0, result.output
+    header = json.loads(runner.invoke(app, ["weights", "show", str(with_prior)]).output)
+    assert header["config"]["prior_weight"] == 0.6
+    assert abs(with_prior.stat().st_size - half.stat().st_size) < 4096  # still float16
+    refused = runner.invoke(app, ["weights", "prior", str(half), str(tmp_path / "x.safetensors"), "--weight", "1"])
+    assert refused.exit_code == 2 and not (tmp_path / "x.safetensors").exists()
+
+
 def test_train_bundled_refuses_a_fold_unless_it_holds_out_models(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "bundled", str(tmp_path), "--holdout", "photos", "--fold", "1"])
 
