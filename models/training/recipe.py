@@ -132,11 +132,7 @@ def train_bundled(
     if "tsm" in recipe.anchor_looks:
         tsm_weights = _train_texture_synthesis(merged, categories, recipe, work_dir, cache, device, progress)
     model_config = AMVMLConfig(
-        backbone=recipe.backbone,
-        num_categories=len(categories),
-        image_size=recipe.image_size,
-        prior_weight=recipe.prior_weight,
-        pretrained=True,
+        backbone=recipe.backbone, num_categories=len(categories), image_size=recipe.image_size, pretrained=True
     )
     config = AMVMLTrainConfig(
         epochs=recipe.epochs,
@@ -164,7 +160,8 @@ def train_bundled(
         validation=held_out,
     )
     model, header = load_amvml(result.checkpoint, device)
-    # Runs trained before the recipe had a prior get it here: training never reads it, so their epochs stand.
+    # The prior joins after training, which never reads it (a network with one would embed every training photo
+    # through the view branch too, for nothing); per-epoch validation is the embedding's alone.
     header = set_prior_weight(model, header, recipe.prior_weight)
     validation, results = _validate(model, sources, render, cache, device, progress)
     bands = score_bands
