@@ -4,7 +4,7 @@
     python benchmarks/scale.py 100000 --kinds exact ivf hnsw --requests 300
 
 For each N it writes a synthetic index version of N shapes (no rendering): shape vectors and view embeddings drawn
-at random (below), a valid manifest and shapes table, one shared thumbnail, the bundled weights' identity (256-D).
+at random (below), a valid manifest and shapes table, one shared thumbnail, the bundled weights' identity and sizes.
 For each search kind it then builds that kind's index from the same arrays (timing the build and reporting the
 recall the build tuned to), starts `photo2cad serve` on 127.0.0.1 in a subprocess and measures:
 
@@ -58,8 +58,10 @@ from photo2cad.indexer.vector_search import (
 )
 from photo2cad.indexer.version import open_index
 from photo2cad.indexer.writer import weights_identity
+from photo2cad.models import vector_dim
 from photo2cad.shapes.settings import render_settings_for
 from photo2cad.weights import read_header, resolve_amvml
+from photo2cad.weights.checkpoint import amvml_config
 
 FAMILY_SIZE = 50
 FAMILY_NOISE = 0.75  # noise norm around a family centre: cosine ~0.8 to it
@@ -70,12 +72,13 @@ def unit(rows: np.ndarray) -> np.ndarray:
     return rows / np.linalg.norm(rows, axis=-1, keepdims=True)
 
 
-def write_arrays(data: Path, count: int, dim: int, views: int, uniform: bool, seed: int = 0) -> None:
-    """shape_vectors.npy (float32) and view_embeddings.npy (float16), written chunk by chunk."""
+def write_arrays(data: Path, count: int, dim: int, view_dim: int, views: int, uniform: bool, seed: int = 0) -> None:
+    """shape_vectors.npy (float32, `dim` wide) and view_embeddings.npy (float16, `view_dim` wide: the embedding
+    without the prior's features), written chunk by chunk."""
     rng = np.random.default_rng(seed)
     vectors = np.lib.format.open_memmap(data / layout.VECTORS, mode="w+", dtype=np.float32, shape=(count, dim))
     view_embeddings = np.lib.format.open_memmap(
-        data / layout.VIEW_EMBEDDINGS, mode="w+", dtype=np.float16, shape=(count, views, dim)
+        data / layout.VIEW_EMBEDDINGS, mode="w+", dtype=np.float16, shape=(count, views, view_dim)
     )
     families = unit(rng.standard_normal((max(1, count // FAMILY_SIZE), dim), dtype=np.float32))
     for start in range(0, count, CHUNK):
@@ -86,7 +89,8 @@ def write_arrays(data: Path, count: int, dim: int, views: int, uniform: bool, se
             noise = unit(rng.standard_normal((n, dim), dtype=np.float32)) * FAMILY_NOISE
             chunk = unit(families[rng.integers(0, len(families), n)] + noise)
         vectors[start : start + n] = chunk
-        around = chunk[:, None, :] + 0.5 * unit(rng.standard_normal((n, views, dim), dtype=np.float32))
+        own = unit(chunk[:, :view_dim])[:, None, :]
+        around = own + 0.5 * unit(rng.standard_normal((n, views, view_dim), dtype=np.float32))
         view_embeddings[start : start + n] = unit(around).astype(np.float16)
     vectors.flush()
     view_embeddings.flush()
@@ -256,7 +260,8 @@ def main() -> None:
     args = parser.parse_args()
     weights = resolve_amvml(args.weights)
     header = read_header(weights)
-    dim = header.embedding_dim or int(header.config["embedding_dim"])
+    config = amvml_config(weights, header)
+    dim, view_dim = vector_dim(config), config.embedding_dim
     views = render_settings_for(header).num_views
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs; python {platform.python_version()}")
     results: dict[str, Any] = {}
@@ -268,7 +273,7 @@ def main() -> None:
             data = work / f"data-{count}"
             data.mkdir()
             started = time.perf_counter()
-            write_arrays(data, count, dim, views, args.uniform)
+            write_arrays(data, count, dim, view_dim, views, args.uniform)
             print(
                 f"N={count:,}: wrote {dim}-D vectors and {views} view embeddings each in "
                 f"{time.perf_counter() - started:.1f} s"
