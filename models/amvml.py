@@ -11,7 +11,7 @@ Retrieval compares `vector`s: the embedding itself, or, with `config.prior_weigh
 the view branch's average-pooled C5 features (for a photo as for the views), scaled so that the inner product of two
 vectors is (1 - w) x the embeddings' cosine + w x the features' cosine. Trained on the photos of a few dozen models,
 the embedding ranks the right category and its neighbours higher; the frozen ImageNet features keep the exact model
-of a catalogue no training photo showed in front more often (docs/training.md). Training never sees the prior.
+of a catalogue no training photo showed in front more often (docs/training.md). The losses never read it.
 """
 
 from __future__ import annotations
@@ -88,7 +88,7 @@ class PhotoEmbedding(NamedTuple):
     embedding: torch.Tensor  # (B, D), L2-normalised
     mask_logits: torch.Tensor  # (B, 1, H, W) at input resolution
     category_logits: torch.Tensor  # (B, C)
-    vector: torch.Tensor  # (B, vector_dim(config)), unit length: what retrieval compares (the embedding without prior)
+    vector: torch.Tensor  # (B, vector_dim(config)), unit length: what retrieval compares (= embedding without a prior)
 
 
 class ShapeEmbedding(NamedTuple):
@@ -96,7 +96,7 @@ class ShapeEmbedding(NamedTuple):
     view_embeddings: torch.Tensor  # (B, V, D), each L2-normalised
     view_attention: torch.Tensor  # (B, V), sums to 1
     category_logits: torch.Tensor  # (B, C)
-    vector: torch.Tensor  # (B, vector_dim(config)), unit length: what retrieval compares (the embedding without prior)
+    vector: torch.Tensor  # (B, vector_dim(config)), unit length: what retrieval compares (= embedding without a prior)
 
 
 def vector_dim(config: AMVMLConfig) -> int:

@@ -48,7 +48,7 @@ class AMVMLConfig(BaseModel):
         description="share of the view branch's own features in retrieval scores (0: the trained embedding alone): "
         "retrieval vectors append the average-pooled C5 features of the view branch (ImageNet's, while it stays "
         "frozen) to the embedding, so that two vectors' inner product is (1 - w) x the embeddings' cosine + w x the "
-        "features' cosine; set after training, never trained with",
+        "features' cosine; the training losses ignore it, validation and retrieval use it",
     )
     pretrained: bool = Field(
         True,

@@ -83,7 +83,7 @@ def _load_state(settings: ServiceSettings, metrics: ServiceMetrics) -> ServiceSt
 
     def fits(manifest: Manifest) -> list[str]:
         return compatibility_problems(
-            encoder.weights_sha256, encoder.embedding_dim, manifest, settings.allow_weights_mismatch
+            encoder.weights_sha256, encoder.vector_dim, manifest, settings.allow_weights_mismatch
         )
 
     def record(outcome: ReloadOutcome, serving: IndexVersion) -> None:

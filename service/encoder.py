@@ -44,13 +44,13 @@ def choose_weights(given: Path | None, manifest: Manifest) -> Path:
 
 
 def compatibility_problems(
-    weights_sha256: str, embedding_dim: int, manifest: Manifest, allow_weights_mismatch: bool
+    weights_sha256: str, photo_vector_dim: int, manifest: Manifest, allow_weights_mismatch: bool
 ) -> list[str]:
     """Why photos embedded with these weights cannot be searched in this index version (empty: they can)."""
     problems = []
-    if embedding_dim != manifest.embedding_dim:
+    if photo_vector_dim != manifest.embedding_dim:
         problems.append(
-            f"the weights embed photos into {embedding_dim}-D vectors but index {manifest.version} holds "
+            f"the weights embed photos into {photo_vector_dim}-D vectors but index {manifest.version} holds "
             f"{manifest.embedding_dim}-D shape vectors"
         )
     elif weights_sha256 != manifest.weights.sha256 and not allow_weights_mismatch:
@@ -94,7 +94,7 @@ class QueryEncoder:
         return self.model.config.image_size
 
     @property
-    def embedding_dim(self) -> int:
+    def vector_dim(self) -> int:
         """Size of the photo vectors, which the index's shape vectors must share."""
         return vector_dim(self.model.config)
 
