@@ -34,11 +34,16 @@ def escaping_paths(manifest: Manifest) -> list[str]:
     """Entries whose mesh path leaves the pool or whose thumbnail path leaves the version directory, as written in
     the manifest (absolute, or climbing out with '..'). Serving checks the resolved files again, symlinks included."""
     problems = []
-    for entry in manifest.shapes:
-        for what, stored in (("mesh", entry.source_path), ("thumbnail", entry.thumbnail)):
+    ids = manifest.shapes.column("shape_id")
+    for what, name in (("mesh", "source_path"), ("thumbnail", "thumbnail")):
+        paths = manifest.shapes.column(name)
+        # Only a path with "..", a drive or UNC sign (":", "\\") or a leading "/" can leave: a million rows are
+        # searched for those in their packed bytes (seconds saved at start-up), the few found checked exactly.
+        for row in paths.rows_that_may_hold((b"..", b":", b"\\"), first=b"/"):
+            stored = paths[int(row)]
             path = PurePosixPath(stored)
             if path.is_absolute() or PureWindowsPath(stored).drive or ".." in path.parts:
-                problems.append(f"the {what} path of {entry.shape_id!r} leaves its directory: {stored!r}")
+                problems.append(f"the {what} path of {ids[int(row)]!r} leaves its directory: {stored!r}")
     return problems
 
 

@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 
 from photo2cad.indexer import layout
 from photo2cad.indexer.manifest import Manifest
-from photo2cad.indexer.shape_table import ShapeTable
+from photo2cad.indexer.shape_table import ShapeEntry, ShapeTable
 from photo2cad.service.app import create_app
+from photo2cad.service.served_index import escaping_paths
 from tests.helpers import ServedIndex, image_bytes, post_photo, rendered_photo, settings_for
 
 API_KEY = "a-long-random-api-key-for-tests"
@@ -177,3 +178,19 @@ def test_reload_refuses_a_manifest_whose_mesh_paths_leave_the_pool(
     assert f"the mesh path of 'chair/box' leaves its directory: {escaping!r}" in response.json()["detail"]
     assert client.get("/readyz").json()["index_version"] == before
     assert str(root) not in response.text and str(root.resolve()) not in response.text
+
+
+def test_escaping_paths_names_every_path_that_leaves_and_no_other() -> None:
+    leaving = ["../x.obj", "a/../../x.obj", "/abs/x.obj", "C:/x.obj", "c:x.obj", "\\\\server\\share\\x.obj", ".."]
+    staying = ["chair/a..b.obj", "chair/x.obj", "sofa/t:1/x.obj", "...", "table/x..", "x"]
+    paths = [*staying, *leaving, *staying]  # leaving paths between others: rows are told apart by their offsets
+    entries = [
+        ShapeEntry(shape_id=f"s{i}", source_path=path, category=None, checksum="0", thumbnail=f"thumbnails/{i}.jpg")
+        for i, path in enumerate(paths)
+    ]
+    manifest = Manifest.model_construct(shapes=ShapeTable.from_entries(entries))
+
+    problems = escaping_paths(manifest)
+
+    named = sorted(problem.split(": ", 1)[1] for problem in problems)
+    assert named == sorted(repr(path) for path in leaving)
