@@ -67,11 +67,14 @@ def new_backbone(name: Backbone) -> nn.Module:
     raise ValueError(f"unknown backbone {name!r}; choose resnet34, efficientnet_lite0 or efficientnet_lite2")
 
 
+_RESNET34_CHANNELS = (64, 128, 256, 512)  # C2..C5
+
+
 def _resnet34_parts(net: nn.Module) -> BackboneParts:
     assert isinstance(net, torchvision.models.ResNet)
     enc1 = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1)
     branch = nn.ModuleList([net.layer2, net.layer3, net.layer4])
-    return BackboneParts(enc1, branch, (64, 128, 256, 512), IMAGENET_MEAN, IMAGENET_STD)
+    return BackboneParts(enc1, branch, _RESNET34_CHANNELS, IMAGENET_MEAN, IMAGENET_STD)
 
 
 # Where EfficientNet-Lite's MBConv blocks reach strides 8, 16 and 32, and the widths there: (first block of each
@@ -94,7 +97,7 @@ def _efficientnet_lite_parts(name: str, net: nn.Module) -> BackboneParts:
 def final_channels(name: Backbone) -> int:
     """Channels of C5, the last feature map of a branch."""
     if name == "resnet34":
-        return 512
+        return _RESNET34_CHANNELS[-1]
     if name in _LITE_CUTS:
         return _LITE_CUTS[name][1][-1]
     raise ValueError(f"unknown backbone {name!r}; choose resnet34, efficientnet_lite0 or efficientnet_lite2")
