@@ -108,7 +108,11 @@ def evaluate_split(
     shape_vectors: np.ndarray | None = None,
 ) -> dict[str, float | int | None]:
     """Top1@R, Top10@R and category accuracy of the split's photos against the dataset's own shapes."""
-    embedded = embed_split(model, dataset, views, split, device, shape_vectors)
+    return split_metrics(embed_split(model, dataset, views, split, device, shape_vectors), within_category)
+
+
+def split_metrics(embedded: SplitEmbedding, within_category: bool = False) -> dict[str, float | int | None]:
+    """Top1@R, Top10@R and category accuracy of an embedded split (`embed_split`)."""
     if not embedded.queries:
         return {"count": 0}
     ranking = rank_queries(

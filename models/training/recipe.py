@@ -34,7 +34,7 @@ from photo2cad.models.datasets.merge import merge_datasets, prefixed
 from photo2cad.models.datasets.records import DatasetError, RetrievalDataset
 from photo2cad.models.datasets.sweethome3d import SDIST, extract_sweethome3d, read_sweethome3d
 from photo2cad.models.evaluation.bands import FirstResults, first_results, measure_bands
-from photo2cad.models.training.amvml_trainer import embed_split, evaluate_split, train_amvml
+from photo2cad.models.training.amvml_trainer import embed_split, split_metrics, train_amvml
 from photo2cad.models.training.config import AMVMLTrainConfig, BundledRecipe, TSMTrainConfig
 from photo2cad.models.training.texture_pairs import render_texture_pairs
 from photo2cad.models.training.tsm_trainer import train_tsm
@@ -298,8 +298,8 @@ def _validate(
             continue
         part = prefixed(name, source)
         views = render_views(part.shapes, render, cache, progress=progress)
-        figures[name] = evaluate_split(model, part, views, "val", device)
+        embedded = embed_split(model, part, views, "val", device)
+        figures[name] = split_metrics(embedded)
         if name == "ikea":
-            embedded = embed_split(model, part, views, "val", device)
             results = first_results(embedded.query_vectors, embedded.shape_vectors, embedded.gt_rows)
     return figures, results
