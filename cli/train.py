@@ -40,6 +40,7 @@ def train_amvml_command(
     image_size: int | None = setting_option(AMVMLConfig, "image_size"),
     views: int | None = setting_option(AMVMLConfig, "num_views", "--views"),
     prior_weight: float | None = setting_option(AMVMLConfig, "prior_weight"),
+    prior_stages: int | None = setting_option(AMVMLConfig, "prior_stages"),
     framing: str = typer.Option(
         "object",
         help="View framing, recorded in the checkpoint so that indexes follow it: object (zoomed onto the object like "
@@ -91,6 +92,7 @@ def train_amvml_command(
             image_size=image_size,
             num_views=views,
             prior_weight=prior_weight,
+            prior_stages=prior_stages,
         ),
     )
     epochs_given = given(epochs=epochs, warmup_epochs=warmup_epochs)

@@ -78,6 +78,9 @@ def weights_prior(
     weight: float = typer.Option(
         ..., min=0.0, max=0.999, help="Share of the view branch's own features in retrieval scores; 0 removes it."
     ),
+    stages: int = typer.Option(
+        3, min=1, max=3, help="How many of the view branch's last stages the prior reads: 3 (C3-C5) or 1 (C5 alone)."
+    ),
 ) -> None:
     """Copy an AMV-ML checkpoint with another retrieval prior (AMVMLConfig.prior_weight): scores become
     (1 - weight) x the trained embeddings' cosine + weight x the frozen backbone's features' cosine. No tensor
@@ -85,5 +88,5 @@ def weights_prior(
     from photo2cad.weights.checkpoint import is_half, load_amvml, save_checkpoint, set_prior_weight
 
     model, header = load_amvml(source)
-    save_checkpoint(out, model, set_prior_weight(model, header, weight), half=is_half(source))
-    typer.echo(f"wrote {out} (prior weight {weight})")
+    save_checkpoint(out, model, set_prior_weight(model, header, weight, stages), half=is_half(source))
+    typer.echo(f"wrote {out} (prior weight {weight} over {stages} stage{'s' * (stages > 1)})")

@@ -8,8 +8,9 @@ All embeddings are L2-normalised and compared by inner product. Images enter as 
 applies its backbone's own normalisation.
 
 Retrieval compares `vector`s: the embedding itself, or, with `config.prior_weight` w > 0, the embedding followed by
-the view branch's average-pooled C5 features (for a photo as for the views), scaled so that the inner product of two
-vectors is (1 - w) x the embeddings' cosine + w x the features' cosine. Trained on the photos of a few dozen models,
+the view branch's average-pooled features of its last `config.prior_stages` stages (C5; or C3, C4 and C5, each
+unit length and weighted alike), for a photo as for the views, scaled so that the inner product of two vectors is
+(1 - w) x the embeddings' cosine + w x the features' mean cosine. Trained on the photos of a few dozen models,
 the embedding ranks the right category and its neighbours higher; the frozen ImageNet features keep the exact model
 of a catalogue no training photo showed in front more often (docs/training.md). The losses never read it.
 """
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from photo2cad.models.backbones import final_channels, new_backbone, split_backbone
+from photo2cad.models.backbones import new_backbone, split_backbone, stage_channels
 from photo2cad.models.config import AMVMLConfig
 from photo2cad.models.layers import category_linear
 
@@ -99,9 +100,21 @@ class ShapeEmbedding(NamedTuple):
     vector: torch.Tensor  # (B, vector_dim(config)), unit length: what retrieval compares (= embedding without a prior)
 
 
+def prior_widths(config: AMVMLConfig) -> tuple[int, ...]:
+    """Channels of the view branch's stages the prior reads, in order (none without a prior)."""
+    return stage_channels(config.backbone)[-config.prior_stages :] if config.prior_weight > 0 else ()
+
+
 def vector_dim(config: AMVMLConfig) -> int:
     """Size of the retrieval vectors (photo and shape) of a network with `config`: an index's vector size."""
-    return config.embedding_dim + (final_channels(config.backbone) if config.prior_weight > 0 else 0)
+    return config.embedding_dim + sum(prior_widths(config))
+
+
+def stage_prior(pooled_stages: list[torch.Tensor]) -> torch.Tensor:
+    """Pooled features of several stages (each (..., C_i)) -> one vector whose inner products are the mean of the
+    stages' cosines: every stage counts alike, whatever its width."""
+    unit = [F.normalize(stage, dim=-1) for stage in pooled_stages]
+    return torch.cat(unit, dim=-1) / math.sqrt(len(unit))
 
 
 def masked_average_pool(features: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -163,6 +176,14 @@ class AMVML(nn.Module):
         """C5 of the view branch (Enc1 + Enc3) for a batch of single views (N, 3, H, W)."""
         return self.enc3(self.enc1(self._normalise(views)))[-1]
 
+    def pooled_view_features(self, views: torch.Tensor) -> torch.Tensor:
+        """What the network reads of single views (N, 3, H, W): the view branch's average-pooled C5 (N, C5),
+        preceded by the earlier stages' when the prior reads them (N, sum of prior_widths). With a frozen backbone
+        they can be cached (`shapes_from_pooled`)."""
+        stages = self.enc3(self.enc1(self._normalise(views)))
+        read = max(1, len(prior_widths(self.config)))
+        return torch.cat([stage.mean(dim=(2, 3)) for stage in stages[-read:]], dim=-1)
+
     # ------------------------------------------------------------------------------------------ heads
     def embed_photo(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> PhotoEmbedding:
         """Photos or textured renders (B, 3, H, W) -> embedding; pooled under `mask` or the predicted mask."""
@@ -172,17 +193,18 @@ class AMVML(nn.Module):
         pooled = masked_average_pool(features[-1], weights.to(features[-1].dtype))
         embedding = F.normalize(self.photo_projection(pooled), dim=1)
         # The prior sees the photo through the view branch: the features the views' prior is made of.
-        vector = self._with_prior(embedding, lambda: self.enc3(features[0])[-1].mean(dim=(2, 3)))
+        vector = self._with_prior(embedding, lambda: self._photo_prior(features[0]))
         return PhotoEmbedding(embedding, mask_logits, self.photo_category_head(pooled), vector)
 
     def embed_views(self, views: torch.Tensor) -> ShapeEmbedding:
         """Grey renders (B, V, 3, H, W) -> per-view embeddings and the attention-fused shape embedding."""
         batch, num_views = views.shape[:2]
-        pooled = self.view_features(views.flatten(0, 1)).mean(dim=(2, 3))
+        pooled = self.pooled_view_features(views.flatten(0, 1))
         return self.shapes_from_pooled(pooled.view(batch, num_views, -1))
 
-    def shapes_from_pooled(self, pooled: torch.Tensor) -> ShapeEmbedding:
-        """The heads of `embed_views` on pooled C5 features (B, V, C): with a frozen backbone they can be cached."""
+    def shapes_from_pooled(self, pooled_views: torch.Tensor) -> ShapeEmbedding:
+        """The heads of `embed_views` on `pooled_view_features` (B, V, C): with a frozen backbone they can be cached."""
+        pooled = pooled_views[..., -stage_channels(self.config.backbone)[-1] :]  # C5: what the heads read
         batch, num_views = pooled.shape[:2]
         view_embeddings = F.normalize(self.view_projection(pooled), dim=-1)
         if self.config.view_attention:
@@ -191,8 +213,18 @@ class AMVML(nn.Module):
             attention = view_embeddings.new_full((batch, num_views), 1.0 / num_views)
         shape = F.normalize((attention.unsqueeze(-1) * view_embeddings).sum(dim=1), dim=1)
         category_logits = self.view_category_head(pooled.mean(dim=1))
-        vector = self._with_prior(shape, lambda: F.normalize(pooled, dim=-1).mean(dim=1))
+        vector = self._with_prior(shape, lambda: self._shape_prior(pooled_views))
         return ShapeEmbedding(shape, view_embeddings, attention, category_logits, vector)
+
+    def _photo_prior(self, c2: torch.Tensor) -> torch.Tensor:
+        """A photo's prior features, from its Enc1 output (B, C2, h, w) -> (B, P)."""
+        stages = self.enc3(c2)[-len(prior_widths(self.config)) :]
+        return stage_prior([stage.mean(dim=(2, 3)) for stage in stages])
+
+    def _shape_prior(self, pooled_views: torch.Tensor) -> torch.Tensor:
+        """A shape's prior features: per stage, the mean of its views' unit features (B, V, C) -> (B, P)."""
+        stages = torch.split(pooled_views, list(prior_widths(self.config)), dim=-1)
+        return stage_prior([F.normalize(stage, dim=-1).mean(dim=1) for stage in stages])
 
     def _with_prior(self, embedding: torch.Tensor, prior_features: Callable[[], torch.Tensor]) -> torch.Tensor:
         """The retrieval vector: `embedding`, followed by the prior's features (B, C) when the config weights them."""

@@ -94,12 +94,12 @@ def _efficientnet_lite_parts(name: str, net: nn.Module) -> BackboneParts:
     return BackboneParts(enc1, branch, channels, LITE_MEAN, LITE_STD)
 
 
-def final_channels(name: Backbone) -> int:
-    """Channels of C5, the last feature map of a branch."""
+def stage_channels(name: Backbone) -> tuple[int, int, int, int]:
+    """Channels of C2..C5: Enc1's output and the three stages of a branch."""
     if name == "resnet34":
-        return _RESNET34_CHANNELS[-1]
+        return _RESNET34_CHANNELS
     if name in _LITE_CUTS:
-        return _LITE_CUTS[name][1][-1]
+        return _LITE_CUTS[name][1]
     raise ValueError(f"unknown backbone {name!r}; choose resnet34, efficientnet_lite0 or efficientnet_lite2")
 
 

@@ -46,9 +46,16 @@ class AMVMLConfig(BaseModel):
         ge=0.0,
         lt=1.0,
         description="share of the view branch's own features in retrieval scores (0: the trained embedding alone): "
-        "retrieval vectors append the average-pooled C5 features of the view branch (ImageNet's, while it stays "
+        "retrieval vectors append the average-pooled features of the view branch (ImageNet's, while it stays "
         "frozen) to the embedding, so that two vectors' inner product is (1 - w) x the embeddings' cosine + w x the "
         "features' cosine; the training losses ignore it, validation and retrieval use it",
+    )
+    prior_stages: int = Field(
+        3,
+        ge=1,
+        le=3,
+        description="how many of the view branch's last stages the prior reads: 1, C5 alone (checkpoints written "
+        "before this setting); 3, C3, C4 and C5, each unit length and counted alike (finer detail: docs/training.md)",
     )
     pretrained: bool = Field(
         True,

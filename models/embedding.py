@@ -69,11 +69,11 @@ def embed_view_sets(
 
 @torch.no_grad()  # not inference_mode: the frozen-backbone warm-up feeds these features to the heads' autograd graph
 def pooled_view_features(model: AMVML, grey: np.ndarray, device: torch.device, batch_shapes: int = 4) -> torch.Tensor:
-    """(N, V, S, S, 3) uint8 grey views -> (N, V, C) pooled C5 features of the view branch, on `device`."""
+    """(N, V, S, S, 3) uint8 grey views -> (N, V, C) `AMVML.pooled_view_features`, on `device`."""
     model.eval()
     chunks = []
     for chunk in view_batches(grey, device, batch_shapes):
-        pooled = model.view_features(chunk.flatten(0, 1)).mean(dim=(2, 3))
+        pooled = model.pooled_view_features(chunk.flatten(0, 1))
         chunks.append(pooled.view(*chunk.shape[:2], -1).float())
     return torch.cat(chunks)
 

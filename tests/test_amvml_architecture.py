@@ -193,23 +193,38 @@ def test_without_prior_the_retrieval_vector_is_the_embedding(amvml: AMVML) -> No
     assert vector_dim(amvml.config) == amvml.config.embedding_dim
 
 
-def test_the_prior_blends_the_view_branch_features_into_the_scores() -> None:
-    """vector . vector = (1 - w) x the embeddings' cosine + w x the cosine of the view branch's pooled C5 features,
-    the photo's seen through the view branch, a shape's averaged over its views."""
-    config = AMVMLConfig(backbone="efficientnet_lite0", pretrained=False, image_size=64, num_views=3, prior_weight=0.7)
+@pytest.mark.parametrize(("stages", "widths"), [(1, (320,)), (3, (40, 112, 320))])
+def test_the_prior_blends_the_view_branch_features_into_the_scores(stages: int, widths: tuple[int, ...]) -> None:
+    """vector . vector = (1 - w) x the embeddings' cosine + w x the mean over the prior's stages of the cosine of the
+    view branch's pooled features, the photo's seen through the view branch, a shape's averaged over its views."""
+    config = AMVMLConfig(
+        backbone="efficientnet_lite0",
+        pretrained=False,
+        image_size=64,
+        num_views=3,
+        prior_weight=0.7,
+        prior_stages=stages,
+    )
     model = AMVML(config).eval()
     photo_pixels, view_pixels = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 3, 64, 64)
+
+    def pooled_stages(pixels: torch.Tensor) -> list[torch.Tensor]:
+        maps = model.enc3(model.enc1(model._normalise(pixels)))[-stages:]
+        return [F.normalize(feature_map.mean(dim=(2, 3)), dim=1) for feature_map in maps]
+
     with torch.no_grad():
         photo, shape = model.embed_photo(photo_pixels), model.embed_views(view_pixels)
-        photo_prior = F.normalize(model.view_features(photo_pixels).mean(dim=(2, 3)), dim=1)
-        view_prior = F.normalize(model.view_features(view_pixels.flatten(0, 1)).mean(dim=(2, 3)), dim=1)
-        shape_prior = F.normalize(view_prior.view(2, 3, -1).mean(dim=1), dim=1)
-    assert vector_dim(config) == 256 + 320
-    assert photo.vector.shape == shape.vector.shape == (2, 576) and photo.embedding.shape == (2, 256)
+        photo_priors = pooled_stages(photo_pixels)
+        shape_priors = [
+            F.normalize(v.view(2, 3, -1).mean(dim=1), dim=1) for v in pooled_stages(view_pixels.flatten(0, 1))
+        ]
+    assert vector_dim(config) == 256 + sum(widths)
+    assert photo.vector.shape == shape.vector.shape == (2, 256 + sum(widths)) and photo.embedding.shape == (2, 256)
     assert torch.allclose(photo.vector.norm(dim=1), torch.ones(2)) and torch.allclose(
         shape.vector.norm(dim=1), torch.ones(2)
     )
-    expected = 0.3 * photo.embedding @ shape.embedding.T + 0.7 * photo_prior @ shape_prior.T
+    prior_cosine = sum(p @ s.T for p, s in zip(photo_priors, shape_priors, strict=True)) / stages
+    expected = 0.3 * photo.embedding @ shape.embedding.T + 0.7 * prior_cosine
     assert torch.allclose(photo.vector @ shape.vector.T, expected, atol=1e-5)
 
 

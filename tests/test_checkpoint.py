@@ -9,8 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from photo2cad.models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
+from photo2cad.models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig, vector_dim
 from photo2cad.weights.checkpoint import (
+    HEADER_KEY,
     CheckpointError,
     header_for,
     load_amvml,
@@ -58,9 +59,20 @@ def test_a_prior_set_after_training_is_recorded_in_the_header_and_changes_no_ten
 ) -> None:
     model, header = load_amvml(saved_amvml)
     with_prior = save_checkpoint(tmp_path / "with-prior.safetensors", model, set_prior_weight(model, header, 0.6))
-    assert read_header(with_prior).config == {**header.config, "prior_weight": 0.6}
+    assert read_header(with_prior).config == {**header.config, "prior_weight": 0.6, "prior_stages": 3}
     assert load_amvml(with_prior)[0].config.prior_weight == 0.6
     assert load_file(str(with_prior)).keys() == load_file(str(saved_amvml)).keys()
+
+
+def test_a_checkpoint_written_before_prior_stages_keeps_its_c5_prior(saved_amvml: Path, tmp_path: Path) -> None:
+    model, header = load_amvml(saved_amvml)
+    old_config = {k: v for k, v in set_prior_weight(model, header, 0.6).config.items() if k != "prior_stages"}
+    old = tmp_path / "old.safetensors"
+    old_header = header.model_copy(update={"config": old_config}).model_dump_json()
+    save_file(load_file(str(saved_amvml)), str(old), metadata={HEADER_KEY: old_header})
+    loaded, _ = load_amvml(old)
+    assert (loaded.config.prior_weight, loaded.config.prior_stages) == (0.6, 1)
+    assert vector_dim(loaded.config) == 32 + 320
 
 
 def test_tsm_round_trip(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from photo2cad.models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConf
 
 FORMAT_VERSION = 1
 HEADER_KEY = "photo2cad"
+_DEFAULT_PRIOR_STAGES: int = AMVMLConfig.model_fields["prior_stages"].default
 Architecture = Literal["amvml", "tsm"]
 
 # Bump when a network's layers change in a way old tensors cannot follow.
@@ -151,18 +152,24 @@ def load_amvml(path: str | Path, device: torch.device | str = "cpu") -> tuple[AM
     return model.to(device).eval(), header
 
 
-def set_prior_weight(model: AMVML, header: CheckpointHeader, weight: float) -> CheckpointHeader:
-    """Give `model` the retrieval prior `weight` (AMVMLConfig.prior_weight; no tensor changes) and return `header`
-    saying so; training never reads the prior, so a trained checkpoint can take one afterwards."""
-    model.config = AMVMLConfig.model_validate({**model.config.model_dump(), "prior_weight": weight})
-    return header.model_copy(update={"config": {**header.config, "prior_weight": weight}})
+def set_prior_weight(
+    model: AMVML, header: CheckpointHeader, weight: float, stages: int = _DEFAULT_PRIOR_STAGES
+) -> CheckpointHeader:
+    """Give `model` the retrieval prior `weight` over the view branch's last `stages` stages (AMVMLConfig's
+    prior_weight and prior_stages; no tensor changes) and return `header` saying so; training never reads the
+    prior, so a trained checkpoint can take one afterwards."""
+    prior = {"prior_weight": weight, "prior_stages": stages}
+    model.config = AMVMLConfig.model_validate({**model.config.model_dump(), **prior})
+    return header.model_copy(update={"config": {**header.config, **prior}})
 
 
 def amvml_config(path: Path, header: CheckpointHeader) -> AMVMLConfig:
     """The network an AMV-ML checkpoint's header describes (without building it)."""
     _check_header(path, header, "amvml")
+    # Checkpoints written before prior_stages existed gave their prior C5 alone.
+    written = {"prior_stages": 1, **header.config}
     try:
-        config = AMVMLConfig.model_validate({**header.config, "pretrained": False})
+        config = AMVMLConfig.model_validate({**written, "pretrained": False})
     except ValidationError as err:
         raise CheckpointError(f"{path} has an AMV-ML config this code does not understand: {err}") from err
     if header.embedding_dim is not None and header.embedding_dim != config.embedding_dim:

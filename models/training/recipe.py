@@ -162,7 +162,7 @@ def train_bundled(
     model, header = load_amvml(result.checkpoint, device)
     # The prior joins after training, which never reads it (a network with one would embed every training photo
     # through the view branch too, for nothing); per-epoch validation is the embedding's alone.
-    header = set_prior_weight(model, header, recipe.prior_weight)
+    header = set_prior_weight(model, header, recipe.prior_weight, recipe.prior_stages)
     validation, results = _validate(model, sources, render, cache, device, progress)
     bands = score_bands
     if results is not None:
