@@ -490,7 +490,7 @@ def test_weights_with_a_prior_index_longer_vectors_and_serve_them_with_re_rankin
     index = open_index(prior_index.root)
     model, _ = load_amvml(prior_index.weights, "cpu")
     assert model.config.prior_weight == 0.5
-    assert index.manifest.embedding_dim == index.vectors.shape[1] == 32 + 320  # Lite0's C5 has 320 channels
+    assert index.manifest.embedding_dim == index.vectors.shape[1] == 32 + 40 + 112 + 320  # Lite0's C3, C4, C5
     assert index.view_embeddings.shape[2] == 32
     photo = image_bytes((96, 96), colour=(240, 240, 240))
     with torch.inference_mode():
