@@ -90,3 +90,21 @@ def weights_prior(
     model, header = load_amvml(source)
     save_checkpoint(out, model, set_prior_weight(model, header, weight, stages), half=is_half(source))
     typer.echo(f"wrote {out} (prior weight {weight} over {stages} stage{'s' * (stages > 1)})")
+
+
+@weights_app.command("categories")
+def weights_categories(
+    source: Path = typer.Argument(..., help="A trained AMV-ML checkpoint whose header names its categories."),
+    out: Path = typer.Argument(..., help="Where to write the copy."),
+    weight: float = typer.Option(
+        ..., min=0.0, max=1.0, help="Share of the photo's category head in retrieval scores; 0 removes it."
+    ),
+) -> None:
+    """Copy an AMV-ML checkpoint whose retrieval scores also weigh the photo's category head
+    (AMVMLConfig.category_weight): a shape of category c scores weight x log(C x p(c | photo)) more, shapes of a
+    category the head does not know 0 more. No tensor changes; indexes built with other weights must be rebuilt."""
+    from photo2cad.weights.checkpoint import is_half, load_amvml, save_checkpoint, set_category_weight
+
+    model, header = load_amvml(source)
+    save_checkpoint(out, model, set_category_weight(model, header, weight), half=is_half(source))
+    typer.echo(f"wrote {out} (category weight {weight})")

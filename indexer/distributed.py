@@ -104,8 +104,9 @@ class EmbedActor:
         view_embeddings = np.zeros((count, views, self.model.config.embedding_dim), np.float32)
         start = time.perf_counter()
         if ok.any():
+            categories = [str(c) or None for c in batch["category"][ok]]
             vectors[ok], view_embeddings[ok] = embed_view_sets(
-                self.model, batch["grey"][ok], self.device, len(ok), engine=self.engine
+                self.model, batch["grey"][ok], self.device, len(ok), self.engine, categories
             )
         out = {key: value for key, value in batch.items() if key != "grey"}
         out["vector"] = vectors

@@ -200,7 +200,8 @@ def embed_shapes(
         return []
     start = time.perf_counter()
     grey = np.stack([r.grey_views for r in rendered])
-    vectors, view_embeddings = embed_view_sets(model, grey, device, batch_shapes=len(rendered), engine=engine)
+    categories = [r.record.category for r in rendered]
+    vectors, view_embeddings = embed_view_sets(model, grey, device, len(rendered), engine, categories)
     times.embed += time.perf_counter() - start
     times.counts["shapes"] += len(rendered)
     return [

@@ -13,12 +13,17 @@ unit length and weighted alike), for a photo as for the views, scaled so that th
 (1 - w) x the embeddings' cosine + w x the features' mean cosine. Trained on the photos of a few dozen models,
 the embedding ranks the right category and its neighbours higher; the frozen ImageNet features keep the exact model
 of a catalogue no training photo showed in front more often (docs/training.md). The losses never read it.
+
+With `config.category_weight` b > 0, retrieval vectors also carry categories: a shape's score gains b x log(C x p(c |
+photo)) for its category c, by the photo's category head (0 for shapes of a category the head does not know). In a
+catalogue whose style the training photos never showed, the head names a photo's category more often than the
+nearest shapes have it. Shape vectors stay unit length; photo vectors do not.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -89,7 +94,7 @@ class PhotoEmbedding(NamedTuple):
     embedding: torch.Tensor  # (B, D), L2-normalised
     mask_logits: torch.Tensor  # (B, 1, H, W) at input resolution
     category_logits: torch.Tensor  # (B, C)
-    vector: torch.Tensor  # (B, vector_dim(config)), unit length: what retrieval compares (= embedding without a prior)
+    vector: torch.Tensor  # (B, vector_dim(config)): what retrieval compares (= embedding without prior and categories)
 
 
 class ShapeEmbedding(NamedTuple):
@@ -97,7 +102,7 @@ class ShapeEmbedding(NamedTuple):
     view_embeddings: torch.Tensor  # (B, V, D), each L2-normalised
     view_attention: torch.Tensor  # (B, V), sums to 1
     category_logits: torch.Tensor  # (B, C)
-    vector: torch.Tensor  # (B, vector_dim(config)), unit length: what retrieval compares (= embedding without a prior)
+    vector: torch.Tensor  # (B, vector_dim - category_slots), unit length; `with_shape_categories` completes it
 
 
 def prior_widths(config: AMVMLConfig) -> tuple[int, ...]:
@@ -105,9 +110,33 @@ def prior_widths(config: AMVMLConfig) -> tuple[int, ...]:
     return stage_channels(config.backbone)[-config.prior_stages :] if config.prior_weight > 0 else ()
 
 
+# With a category weight, a shape's retrieval vector ends in a one-hot of its category (a last slot for categories the
+# head does not know) and a photo's in its category scores; both halves are scaled so that shape vectors keep unit
+# length and the inner product stays (score without categories) + the photo's score for the shape's category.
+CATEGORY_SCALE = math.sqrt(2.0)
+
+
+def category_slots(config: AMVMLConfig) -> int:
+    """Trailing entries of the retrieval vectors that carry categories: the head's classes and "other" (or none)."""
+    return len(config.category_names) + 1 if config.category_weight > 0 else 0
+
+
 def vector_dim(config: AMVMLConfig) -> int:
     """Size of the retrieval vectors (photo and shape) of a network with `config`: an index's vector size."""
-    return config.embedding_dim + sum(prior_widths(config))
+    return config.embedding_dim + sum(prior_widths(config)) + category_slots(config)
+
+
+def with_shape_categories(config: AMVMLConfig, vectors: torch.Tensor, categories: Sequence[str | None]) -> torch.Tensor:
+    """Shape vectors (N, D) without categories -> the retrieval vectors of shapes of `categories` (N, vector_dim)."""
+    slots = category_slots(config)
+    if not slots:
+        return vectors
+    if len(categories) != len(vectors):
+        raise ValueError(f"{len(categories)} categories for {len(vectors)} shapes")
+    other = slots - 1
+    index = [config.category_names.index(c) if c in config.category_names else other for c in categories]
+    one_hot = F.one_hot(torch.tensor(index, dtype=torch.long, device=vectors.device), slots).to(vectors.dtype)
+    return torch.cat([vectors, one_hot], dim=1) / CATEGORY_SCALE
 
 
 def stage_prior(pooled_stages: list[torch.Tensor]) -> torch.Tensor:
@@ -194,7 +223,8 @@ class AMVML(nn.Module):
         embedding = F.normalize(self.photo_projection(pooled), dim=1)
         # The prior sees the photo through the view branch: the features the views' prior is made of.
         vector = self._with_prior(embedding, lambda: self._photo_prior(features[0]))
-        return PhotoEmbedding(embedding, mask_logits, self.photo_category_head(pooled), vector)
+        category_logits = self.photo_category_head(pooled)
+        return PhotoEmbedding(embedding, mask_logits, category_logits, self._with_category(vector, category_logits))
 
     def embed_views(self, views: torch.Tensor) -> ShapeEmbedding:
         """Grey renders (B, V, 3, H, W) -> per-view embeddings and the attention-fused shape embedding."""
@@ -226,6 +256,16 @@ class AMVML(nn.Module):
         stages = torch.split(pooled_views, list(prior_widths(self.config)), dim=-1)
         return stage_prior([F.normalize(stage, dim=-1).mean(dim=1) for stage in stages])
 
+    def _with_category(self, vector: torch.Tensor, category_logits: torch.Tensor) -> torch.Tensor:
+        """A photo's retrieval vector: `vector`, followed by category_weight x log(C x p(c | photo)) per class c and
+        0 for "other" (`with_shape_categories` gives shapes the matching one-hot)."""
+        if not category_slots(self.config):
+            return vector
+        classes = category_logits.shape[1]
+        scores = self.config.category_weight * (F.log_softmax(category_logits.float(), dim=1) + math.log(classes))
+        scores = torch.cat([scores, scores.new_zeros(len(scores), 1)], dim=1).to(vector.dtype)
+        return torch.cat([vector, scores], dim=1) * CATEGORY_SCALE
+
     def _with_prior(self, embedding: torch.Tensor, prior_features: Callable[[], torch.Tensor]) -> torch.Tensor:
         """The retrieval vector: `embedding`, followed by the prior's features (B, C) when the config weights them."""
         weight = self.config.prior_weight
@@ -240,8 +280,8 @@ class AMVML(nn.Module):
         """Query-conditioned view attention: (Q, D) queries against (N, V, D) candidates -> (Q, N) scores.
 
         Each query weights each candidate's views by how well they match it, fuses them, and scores the fused
-        vector by cosine similarity. Retrieval vectors with the prior as queries need the candidates' retrieval
-        vectors (N, vector_dim) too: the embedding part is re-scored, the prior's part kept as it was.
+        vector by cosine similarity. Retrieval vectors with the prior or categories as queries need the candidates'
+        retrieval vectors (N, vector_dim) too: the embedding part is re-scored, the rest kept as it was.
         """
         embedding_dim = self.config.embedding_dim
         if queries.shape[-1] == embedding_dim:
@@ -249,9 +289,11 @@ class AMVML(nn.Module):
         if shape_vectors is None:
             raise ValueError("re-ranking retrieval vectors with the prior needs the candidates' retrieval vectors")
         kept = math.sqrt(1 - self.config.prior_weight)
-        attended = self._attended_scores(queries[:, :embedding_dim] / kept, view_embeddings)
-        prior = queries[:, embedding_dim:] @ shape_vectors[:, embedding_dim:].T  # already w x the features' cosine
-        return attended * kept**2 + prior
+        scale = kept * (CATEGORY_SCALE if category_slots(self.config) else 1.0)
+        attended = self._attended_scores(queries[:, :embedding_dim] / scale, view_embeddings)
+        # Already w x the features' cosine, plus the category score: the scales of both sides cancel.
+        rest = queries[:, embedding_dim:] @ shape_vectors[:, embedding_dim:].T
+        return attended * kept**2 + rest
 
     def _attended_scores(self, queries: torch.Tensor, view_embeddings: torch.Tensor) -> torch.Tensor:
         keys = self.query_projection(queries)  # (Q, D)

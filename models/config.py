@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Backbone = Literal["resnet34", "efficientnet_lite0", "efficientnet_lite2"]
 
@@ -57,8 +57,25 @@ class AMVMLConfig(BaseModel):
         description="how many of the view branch's last stages the prior reads: 1, C5 alone (checkpoints written "
         "before this setting); 3, C3, C4 and C5, each unit length and counted alike (finer detail: docs/training.md)",
     )
+    category_weight: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="weight of the photo's category head in retrieval scores (0: unused): a shape of category c scores "
+        "category_weight x log(C x p(c | photo)) more, 0 for a head that cannot tell; shapes of a category the head "
+        "does not know, 0 more. Retrieval only (set on a trained network, like the prior); needs category_names",
+    )
+    category_names: tuple[str, ...] = Field((), description="the category heads' classes, in their order")
     pretrained: bool = Field(
         True,
         description="start the backbone from ImageNet weights when they are available offline or online "
         "(honoured by photo2cad.weights.new_amvml; a checkpoint records it)",
     )
+
+    @model_validator(mode="after")
+    def _names_for_the_category_weight(self) -> AMVMLConfig:
+        if self.category_names and len(self.category_names) != self.num_categories:
+            raise ValueError(f"{len(self.category_names)} category_names for {self.num_categories} categories")
+        if self.category_weight > 0 and not self.category_names:
+            raise ValueError("category_weight needs category_names (the classes of the category heads)")
+        return self

@@ -7,14 +7,14 @@ photos (B, 3, S, S) in [0, 1] (preprocess.photo_to_tensor) -> AMVML.embed_photo,
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 
 from photo2cad.device import autocast
-from photo2cad.models.amvml import AMVML
+from photo2cad.models.amvml import AMVML, category_slots, with_shape_categories
 
 if TYPE_CHECKING:
     from photo2cad.models.onnx_views import OnnxViewEngine
@@ -26,7 +26,7 @@ class ShapeVectors(NamedTuple):
 
 
 class PhotoVectors(NamedTuple):
-    vectors: np.ndarray  # (B, vector_dim) float32, unit-length retrieval vectors
+    vectors: np.ndarray  # (B, vector_dim) float32 retrieval vectors (unit length unless categories are weighted)
     category_logits: np.ndarray  # (B, C) float32; C = 0 without a category head
 
 
@@ -49,22 +49,30 @@ def embed_view_sets(
     device: torch.device,
     batch_shapes: int = 4,
     engine: OnnxViewEngine | None = None,
+    categories: Sequence[str | None] | None = None,
 ) -> ShapeVectors:
-    """(N, V, S, S, 3) uint8 grey views -> shape vectors and view embeddings (the model is put in eval mode).
+    """(N, V, S, S, 3) uint8 grey views of shapes of `categories` -> shape vectors and view embeddings (the model is
+    put in eval mode). The categories are needed when the model weights them (AMVMLConfig.category_weight).
 
     `engine` (models.onnx_views.onnx_view_engine, made from this model) runs the same network on ONNX Runtime: the
     same vectors within float rounding, about twice as fast on a CPU."""
     model.eval()
+    if category_slots(model.config) and categories is None:
+        raise ValueError("these weights score categories: embedding shapes needs their categories")
     if engine is not None:
         parts = [engine(grey[start : start + batch_shapes]) for start in range(0, len(grey), batch_shapes)]
-        return ShapeVectors(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-    vectors, view_embeddings = [], []
-    for chunk in view_batches(grey, device, batch_shapes):
-        with autocast(device):
-            out = model.embed_views(chunk)
-        vectors.append(out.vector.float().cpu())
-        view_embeddings.append(out.view_embeddings.float().cpu())
-    return ShapeVectors(torch.cat(vectors).numpy(), torch.cat(view_embeddings).numpy())
+        vectors = torch.from_numpy(np.concatenate([p[0] for p in parts]))
+        view_embeddings = np.concatenate([p[1] for p in parts])
+    else:
+        chunks, view_chunks = [], []
+        for chunk in view_batches(grey, device, batch_shapes):
+            with autocast(device):
+                out = model.embed_views(chunk)
+            chunks.append(out.vector.float().cpu())
+            view_chunks.append(out.view_embeddings.float().cpu())
+        vectors, view_embeddings = torch.cat(chunks), torch.cat(view_chunks).numpy()
+    vectors = with_shape_categories(model.config, vectors, categories or [])
+    return ShapeVectors(vectors.numpy(), view_embeddings)
 
 
 @torch.no_grad()  # not inference_mode: the frozen-backbone warm-up feeds these features to the heads' autograd graph

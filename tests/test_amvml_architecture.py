@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
+from pydantic import ValidationError
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from photo2cad.models import AMVML, AMVMLConfig, vector_dim
-from photo2cad.models.amvml import masked_average_pool
+from photo2cad.models.amvml import masked_average_pool, with_shape_categories
 
 
 @pytest.fixture(scope="module")
@@ -241,3 +244,55 @@ def test_re_ranking_with_the_prior_re_scores_the_embedding_part_only() -> None:
             model.rerank_scores(photo.vector, shapes.view_embeddings)
     assert torch.allclose(blended, 0.4 * attended + prior_part, atol=1e-5)
     assert not torch.allclose(blended, attended)
+
+
+CATEGORIES = ("bed", "chair", "table")
+
+
+def _scoring_categories(model: AMVML, weight: float) -> AMVML:
+    model.config = model.config.model_copy(update={"category_weight": weight, "category_names": CATEGORIES})
+    return model
+
+
+def test_a_category_weight_adds_the_photo_head_score_of_each_shape_category() -> None:
+    """score = the score without categories + b x log(C x p(c | photo)) for a shape of category c the head knows, and
+    + 0 for a shape of another category or none; shape vectors stay unit length."""
+    config = AMVMLConfig(backbone="efficientnet_lite0", pretrained=False, image_size=64, num_views=3, num_categories=3)
+    model = AMVML(config.model_copy(update={"prior_weight": 0.6})).eval()
+    photo_pixels, view_pixels = torch.rand(2, 3, 64, 64), torch.rand(3, 3, 3, 64, 64)
+    shape_categories = ["table", None, "lamp"]
+    with torch.no_grad():
+        plain_photo, shapes = model.embed_photo(photo_pixels), model.embed_views(view_pixels)
+        plain = plain_photo.vector @ shapes.vector.T
+        weighted = _scoring_categories(model, 0.5)
+        photo = weighted.embed_photo(photo_pixels)
+        shape_vectors = with_shape_categories(weighted.config, shapes.vector, shape_categories)
+    head_scores = 0.5 * (F.log_softmax(plain_photo.category_logits, dim=1) + math.log(3))
+    assert vector_dim(weighted.config) == 256 + 40 + 112 + 320 + 4 == photo.vector.shape[1] == shape_vectors.shape[1]
+    assert torch.allclose(shape_vectors.norm(dim=1), torch.ones(3))
+    scores = photo.vector @ shape_vectors.T
+    assert torch.allclose(scores[:, 0], plain[:, 0] + head_scores[:, 2], atol=1e-5)
+    assert torch.allclose(scores[:, 1:], plain[:, 1:], atol=1e-5)
+
+
+def test_re_ranking_keeps_the_category_scores() -> None:
+    config = AMVMLConfig(
+        backbone="efficientnet_lite0", pretrained=False, image_size=64, num_views=3, num_categories=3, prior_weight=0.6
+    )
+    model = AMVML(config).eval()
+    with torch.no_grad():
+        photo_pixels, shapes = torch.rand(1, 3, 64, 64), model.embed_views(torch.rand(2, 3, 3, 64, 64))
+        plain = model.rerank_scores(model.embed_photo(photo_pixels).vector, shapes.view_embeddings, shapes.vector)
+        weighted = _scoring_categories(model, 0.3)
+        photo = weighted.embed_photo(photo_pixels)
+        shape_vectors = with_shape_categories(weighted.config, shapes.vector, ["chair", "desk"])
+        reranked = weighted.rerank_scores(photo.vector, shapes.view_embeddings, shape_vectors)
+    head_scores = 0.3 * (F.log_softmax(photo.category_logits, dim=1) + math.log(3))
+    assert torch.allclose(reranked, plain + torch.stack([head_scores[0, 1], torch.tensor(0.0)]), atol=1e-5)
+
+
+def test_a_category_weight_needs_the_heads_class_names() -> None:
+    with pytest.raises(ValidationError, match="category_names"):
+        AMVMLConfig(num_categories=3, category_weight=0.1)
+    with pytest.raises(ValidationError, match="2 category_names for 3 categories"):
+        AMVMLConfig(num_categories=3, category_names=("bed", "chair"))

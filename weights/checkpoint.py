@@ -158,9 +158,27 @@ def set_prior_weight(
     """Give `model` the retrieval prior `weight` over the view branch's last `stages` stages (AMVMLConfig's
     prior_weight and prior_stages; no tensor changes) and return `header` saying so; training never reads the
     prior, so a trained checkpoint can take one afterwards."""
-    prior = {"prior_weight": weight, "prior_stages": stages}
-    model.config = AMVMLConfig.model_validate({**model.config.model_dump(), **prior})
-    return header.model_copy(update={"config": {**header.config, **prior}})
+    return _reconfigured(model, header, {"prior_weight": weight, "prior_stages": stages})
+
+
+def set_category_weight(model: AMVML, header: CheckpointHeader, weight: float) -> CheckpointHeader:
+    """Give `model` the photo category head's share in retrieval scores (AMVMLConfig.category_weight, with the heads'
+    classes from the header's notes; no tensor changes) and return `header` saying so."""
+    notes = header.notes.get("categories")
+    names = [str(name) for name in notes] if isinstance(notes, list) else []
+    if weight > 0 and len(names) != model.config.num_categories:
+        raise CheckpointError(
+            f"the header names no {model.config.num_categories} categories (notes.categories): the category heads' "
+            "classes are unknown, so retrieval cannot score a shape's category"
+        )
+    changes = {"category_weight": weight, "category_names": names if weight > 0 else []}
+    return _reconfigured(model, header, changes)
+
+
+def _reconfigured(model: AMVML, header: CheckpointHeader, changes: dict[str, Any]) -> CheckpointHeader:
+    """`model` with retrieval-only settings changed, and its header saying so."""
+    model.config = AMVMLConfig.model_validate({**model.config.model_dump(), **changes})
+    return header.model_copy(update={"config": {**header.config, **changes}})
 
 
 def amvml_config(path: Path, header: CheckpointHeader) -> AMVMLConfig:

@@ -81,7 +81,8 @@ def embed_split(
     shape_rows = {sid: i for i, sid in enumerate(shape_ids)}
     queries = [q for q in dataset.split(split) if q.shape_id in shape_rows]
     if shape_vectors is None:
-        shape_vectors = embed_view_sets(model, views.grey[rows], device).vectors
+        categories = [dataset.shape(sid).category for sid in shape_ids]
+        shape_vectors = embed_view_sets(model, views.grey[rows], device, categories=categories).vectors
     else:
         shape_vectors = shape_vectors[rows]
     query_vectors = (
@@ -140,6 +141,11 @@ def check_request(
         )
     if not config.train_on_photos and not config.textured_anchors:
         raise TrainingRequestError("without the photos there is nothing to train on: add --textured-anchors")
+    if model_config.category_weight > 0:
+        raise TrainingRequestError(
+            "a category weight is given to a trained network, whose heads know their classes: train without it, "
+            "then `photo2cad weights prior ... --category-weight`"
+        )
     if (config.tsm_triplets or "tsm" in config.anchor_looks) and tsm_weights is None:
         raise TrainingRequestError(
             "the TSM hard triplets and the tsm anchor look need TSM weights (train them with `photo2cad train tsm`)"

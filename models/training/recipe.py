@@ -41,7 +41,7 @@ from photo2cad.models.training.tsm_trainer import train_tsm
 from photo2cad.models.training.views import render_views
 from photo2cad.shapes.settings import RenderSettings
 from photo2cad.weights.bands import ScoreBands
-from photo2cad.weights.checkpoint import load_amvml, save_checkpoint, set_prior_weight
+from photo2cad.weights.checkpoint import load_amvml, save_checkpoint, set_category_weight, set_prior_weight
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,7 @@ def train_bundled(
     # The prior joins after training, which never reads it (a network with one would embed every training photo
     # through the view branch too, for nothing); per-epoch validation is the embedding's alone.
     header = set_prior_weight(model, header, recipe.prior_weight, recipe.prior_stages)
+    header = set_category_weight(model, header, recipe.category_weight)
     validation, results = _validate(model, sources, render, cache, device, progress)
     bands = score_bands
     if results is not None:
