@@ -91,7 +91,7 @@ class Ranking:
 class RetrievedShape:
     entry: ShapeEntry
     score: float  # what the ranking used (the re-ranking score with rerank)
-    search_score: float  # cosine of photo and shape vector
+    search_score: float  # inner product of photo and shape vector (a cosine, plus any category term)
     match: Match | None  # the band of search_score, when the weights' bands were measured
 
 

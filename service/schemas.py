@@ -84,8 +84,11 @@ class StageTimings(BaseModel):
 class RankedShape(BaseModel):
     rank: int = Field(description="1 = best match")
     shape_id: str
-    score: float = Field(description="cosine similarity used for the ranking (the re-ranking score with rerank)")
-    search_score: float = Field(description="cosine similarity of photo and shape vector in the index")
+    score: float = Field(
+        description="similarity used for the ranking (the re-ranking score with rerank): cosine of photo and shape "
+        "vectors, plus the category term of weights that score categories (AMVMLConfig.category_weight)"
+    )
+    search_score: float = Field(description="inner product of photo and shape vector in the index (as `score`)")
     category: str | None
     thumbnail_url: str
     mesh_url: str

@@ -18,6 +18,7 @@ from photo2cad.weights.checkpoint import (
     load_tsm,
     read_header,
     save_checkpoint,
+    set_category_weight,
     set_prior_weight,
 )
 
@@ -62,6 +63,17 @@ def test_a_prior_set_after_training_is_recorded_in_the_header_and_changes_no_ten
     assert read_header(with_prior).config == {**header.config, "prior_weight": 0.6, "prior_stages": 3}
     assert load_amvml(with_prior)[0].config.prior_weight == 0.6
     assert load_file(str(with_prior)).keys() == load_file(str(saved_amvml)).keys()
+
+
+def test_a_category_weight_takes_the_heads_classes_from_the_header(saved_amvml: Path, tmp_path: Path) -> None:
+    model, header = load_amvml(saved_amvml)
+    with pytest.raises(CheckpointError, match="notes.categories"):
+        set_category_weight(model, header, 0.1)  # the header does not say what the heads' classes are
+    named = header.model_copy(update={"notes": {**header.notes, "categories": ["bed", "chair", "sofa", "table"]}})
+    scoring = save_checkpoint(tmp_path / "scoring.safetensors", model, set_category_weight(model, named, 0.1))
+    config = load_amvml(scoring)[0].config
+    assert config.category_weight == 0.1 and config.category_names == ("bed", "chair", "sofa", "table")
+    assert vector_dim(config) == 32 + 5  # the embedding, then the four classes and "other"
 
 
 def test_a_checkpoint_written_before_prior_stages_keeps_its_c5_prior(saved_amvml: Path, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from photo2cad.models import vector_dim
 from photo2cad.models.embedding import embed_view_sets
 from photo2cad.models.onnx_views import OnnxViewEngine, onnx_view_engine
 from photo2cad.shapes.render import Renderer
-from photo2cad.weights.checkpoint import load_amvml, set_prior_weight
+from photo2cad.weights.checkpoint import load_amvml, set_category_weight, set_prior_weight
 from tests.helpers import TEST_RENDER
 from tests.meshpool import shapes
 
@@ -56,3 +56,19 @@ def test_a_cpu_embeds_with_onnx_runtime_out_of_the_box(tiny_weights: Path) -> No
     model, _ = load_amvml(tiny_weights, CPU)
 
     assert onnx_view_engine(model, CPU) is not None  # the install brings the exporter (onnx), not just the runtime
+
+
+def test_weights_scoring_categories_embed_shapes_with_their_categories(
+    tiny_weights: Path, grey_views: np.ndarray
+) -> None:
+    model, header = load_amvml(tiny_weights, CPU)
+    named = header.model_copy(update={"notes": {**header.notes, "categories": ["bed", "chair", "sofa", "table"]}})
+    set_category_weight(model, named, 0.2)
+    with pytest.raises(ValueError, match="needs their categories"):
+        embed_view_sets(model, grey_views, CPU)
+
+    reference = embed_view_sets(model, grey_views, CPU, categories=["sofa", None, "lamp"])
+    fast = embed_view_sets(model, grey_views, CPU, engine=OnnxViewEngine(model), categories=["sofa", None, "lamp"])
+
+    np.testing.assert_allclose(fast.vectors, reference.vectors, atol=1e-4)
+    assert np.argmax(reference.vectors[:, -5:], axis=1).tolist() == [2, 4, 4]  # sofa, then "other" twice

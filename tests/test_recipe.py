@@ -107,6 +107,8 @@ def test_the_bundled_recipe_trains_on_every_source_and_records_itself(
     assert header.renderer is not None and header.renderer["framing"] == "object"
     assert header.config["num_categories"] == 7  # the union of the sources' categories
     assert header.config["prior_weight"] == recipe.prior_weight  # given after training, which never reads it
+    assert header.config["category_weight"] == recipe.category_weight
+    assert header.config["category_names"] == header.notes["categories"]  # the heads' classes, in their order
     assert read_header(tmp_path / "out" / "amvml" / "amvml-last.safetensors").config["prior_weight"] == 0
     with safe_open(str(result.checkpoint), framework="pt") as stored:  # shipped in float16
         assert stored.get_tensor("view_projection.weight").dtype == torch.float16
@@ -182,6 +184,7 @@ def test_the_default_weights_are_the_bundled_recipes_and_record_it() -> None:
     assert set(header.notes["sources"]) == {"ikea", "demo", "sweethome3d"}
     assert header.renderer is not None and header.renderer["framing"] == "object"
     assert header.config["prior_weight"] == BundledRecipe().prior_weight
+    assert header.config["category_weight"] == BundledRecipe().category_weight
     bands = score_bands_of(header)
     assert bands is not None and "held-out" in bands.measured_on
     assert f"{BundledRecipe().unseen_folds} runs of the recipe" in bands.measured_on  # the folds' photos pooled

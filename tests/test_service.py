@@ -505,3 +505,47 @@ def test_weights_with_a_prior_index_longer_vectors_and_serve_them_with_re_rankin
     assert [r["shape_id"] for r in plain["results"]] == [index.manifest.shapes[row].shape_id for row in rows]
     assert reranked["results"][0]["shape_id"] == index.manifest.shapes[rows[int(np.argmax(scores))]].shape_id
     assert reranked["results"][0]["score"] == pytest.approx(float(scores.max()), abs=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------------- categories
+@pytest.fixture(scope="module")
+def category_index(tmp_path_factory: pytest.TempPathFactory, tiny_weights: Path) -> ServedIndex:
+    """The test meshes indexed with the tiny weights scoring categories (category_weight 0.3; heads untrained)."""
+    from photo2cad.indexer import BuildRequest, build_index
+    from photo2cad.weights.checkpoint import save_checkpoint, set_category_weight
+
+    base = tmp_path_factory.mktemp("category-index")
+    model, header = load_amvml(tiny_weights, "cpu")
+    named = header.model_copy(update={"notes": {**header.notes, "categories": ["bed", "chair", "lamp", "table"]}})
+    weights = save_checkpoint(base / "categories.safetensors", model, set_category_weight(model, named, 0.3))
+    pool, root = base / "pool", base / "index"
+    write_pool(pool)
+    build_index(BuildRequest(pool=pool, out=root, weights=weights, render=TEST_RENDER, progress=False))
+    return ServedIndex(pool, root, weights)
+
+
+def test_weights_scoring_categories_index_each_shape_with_its_category(category_index: ServedIndex) -> None:
+    index = open_index(category_index.root)
+    slots = index.vectors[:, -5:] * np.sqrt(2)  # bed, chair, lamp, table, other
+    expected = [
+        ["bed", "chair", "lamp", "table"].index(e.category) if e.category != "sofa" else 4
+        for e in index.manifest.shapes
+    ]
+    np.testing.assert_allclose(slots, np.eye(5, dtype=np.float32)[expected], atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(index.vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_weights_scoring_categories_serve_the_photo_vector_against_the_shape_vectors(
+    category_index: ServedIndex,
+) -> None:
+    index = open_index(category_index.root)
+    model, _ = load_amvml(category_index.weights, "cpu")
+    photo = image_bytes((96, 96), colour=(200, 120, 60))
+    with torch.inference_mode():
+        tensor = photo_to_tensor(Image.open(io.BytesIO(photo)), model.config.image_size).unsqueeze(0)
+        scores = (model.embed_photo(tensor).vector.numpy() @ index.vectors.T)[0]
+    with TestClient(create_app(settings_for(category_index.root, weights=category_index.weights))) as client:
+        answer = post_photo(client, photo, top_k=3).json()
+    best = np.argsort(-scores)[:3]
+    assert [r["shape_id"] for r in answer["results"]] == [index.manifest.shapes[row].shape_id for row in best]
+    assert answer["results"][0]["score"] == pytest.approx(float(scores[best[0]]), abs=1e-4)

@@ -173,6 +173,13 @@ def test_training_with_neither_photos_nor_anchors_is_refused(
         train_amvml(dataset, tmp_path, model_config(), config, RENDER, tmp_path, CPU, progress=False)
 
 
+def test_training_with_a_category_weight_is_refused(photoset: tuple[Path, RetrievalDataset], tmp_path: Path) -> None:
+    _, dataset = photoset
+    scoring = model_config().model_copy(update={"category_weight": 0.1, "category_names": ("a", "b", "c", "d")})
+    with pytest.raises(ValueError, match="weights categories"):
+        train_amvml(dataset, tmp_path, scoring, AMVMLTrainConfig(), RENDER, tmp_path, CPU, progress=False)
+
+
 def test_trained_network_beats_the_untrained_one_on_top1(
     trained: Path, photoset: tuple[Path, RetrievalDataset], tmp_path: Path
 ) -> None:

@@ -144,7 +144,7 @@ def check_request(
     if model_config.category_weight > 0:
         raise TrainingRequestError(
             "a category weight is given to a trained network, whose heads know their classes: train without it, "
-            "then `photo2cad weights prior ... --category-weight`"
+            "then `photo2cad weights categories SRC OUT --weight W`"
         )
     if (config.tsm_triplets or "tsm" in config.anchor_looks) and tsm_weights is None:
         raise TrainingRequestError(

@@ -158,7 +158,8 @@ async function loadThumbnail(img, url) {
 function card(shape) {
   const item = document.createElement("article");
   item.className = "result";
-  // Scores are cosines in [-1, 1]: the bar spans that range, so bars compare across searches.
+  // Scores are cosines in [-1, 1] (plus a small category term with weights that score categories): the bar spans
+  // that range, clamped, so bars compare across searches.
   const width = Math.max(0, Math.min(100, 50 * (shape.score + 1)));
   item.innerHTML = `
     <div class="pic"><span class="rank"></span><span class="badge" hidden></span><img class="thumb" alt=""></div>
@@ -173,7 +174,7 @@ function card(shape) {
   item.querySelector(".id").textContent = shape.shape_id;
   item.querySelector(".cat").textContent = shape.category || "no category";
   item.querySelector(".value").textContent = `score ${shape.score.toFixed(3)}`;
-  item.querySelector(".value").title = "cosine similarity of photo and shape embeddings; higher is closer";
+  item.querySelector(".value").title = "cosine similarity of photo and shape embeddings (plus the category term, when the weights have one); higher is closer";
   if (shape.match) {
     const badge = item.querySelector(".badge");
     badge.textContent = `${shape.match} match`;
