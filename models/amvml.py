@@ -201,15 +201,15 @@ class AMVML(nn.Module):
         c2 = self.enc1(self._normalise(images))
         return [c2, *self.enc2(c2)]
 
-    def view_features(self, views: torch.Tensor) -> torch.Tensor:
-        """C5 of the view branch (Enc1 + Enc3) for a batch of single views (N, 3, H, W)."""
-        return self.enc3(self.enc1(self._normalise(views)))[-1]
+    def view_features(self, views: torch.Tensor) -> list[torch.Tensor]:
+        """C3..C5 of the view branch (Enc1 + Enc3) for a batch of single views (N, 3, H, W)."""
+        return self.enc3(self.enc1(self._normalise(views)))
 
     def pooled_view_features(self, views: torch.Tensor) -> torch.Tensor:
         """What the network reads of single views (N, 3, H, W): the view branch's average-pooled C5 (N, C5),
         preceded by the earlier stages' when the prior reads them (N, sum of prior_widths). With a frozen backbone
         they can be cached (`shapes_from_pooled`)."""
-        stages = self.enc3(self.enc1(self._normalise(views)))
+        stages = self.view_features(views)
         read = max(1, len(prior_widths(self.config)))
         return torch.cat([stage.mean(dim=(2, 3)) for stage in stages[-read:]], dim=-1)
 

@@ -52,7 +52,7 @@ def test_enc2_and_enc3_are_separate_while_enc1_is_shared(amvml: AMVML) -> None:
     assert not enc2 & enc3
     photo_path = amvml.photo_features(torch.rand(1, 3, 224, 224))
     view_path = amvml.view_features(torch.rand(1, 3, 224, 224))
-    assert photo_path[-1].shape == view_path.shape == (1, 512, 7, 7)
+    assert photo_path[-1].shape == view_path[-1].shape == (1, 512, 7, 7)
 
 
 def test_upernet_rows(amvml: AMVML) -> None:
@@ -212,7 +212,7 @@ def test_the_prior_blends_the_view_branch_features_into_the_scores(stages: int, 
     photo_pixels, view_pixels = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 3, 64, 64)
 
     def pooled_stages(pixels: torch.Tensor) -> list[torch.Tensor]:
-        maps = model.enc3(model.enc1(model._normalise(pixels)))[-stages:]
+        maps = model.view_features(pixels)[-stages:]
         return [F.normalize(feature_map.mean(dim=(2, 3)), dim=1) for feature_map in maps]
 
     with torch.no_grad():
