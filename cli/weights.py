@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:  # the commands import the network lazily: `--help` stays fast
+    from photo2cad.models import AMVML
+    from photo2cad.weights.checkpoint import CheckpointHeader
 
 weights_app = typer.Typer(help="Inspect and create checkpoints (safetensors + JSON header).", no_args_is_help=True)
 
@@ -33,7 +39,7 @@ def weights_init(
     ),
 ) -> None:
     """Write an untrained network (ImageNet-initialised where possible) as a checkpoint."""
-    from photo2cad.models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
+    from photo2cad.models import AMVMLConfig, TextureSynthesisModule, TSMConfig
     from photo2cad.shapes.settings import RenderSettings
     from photo2cad.weights import header_for, new_amvml, save_checkpoint
 
@@ -85,10 +91,9 @@ def weights_prior(
     """Copy an AMV-ML checkpoint with another retrieval prior (AMVMLConfig.prior_weight): scores become
     (1 - weight) x the trained embeddings' cosine + weight x the frozen backbone's features' cosine. No tensor
     changes; indexes built with other weights must be rebuilt (`photo2cad index build`)."""
-    from photo2cad.weights.checkpoint import is_half, load_amvml, save_checkpoint, set_prior_weight
+    from photo2cad.weights.checkpoint import set_prior_weight
 
-    model, header = load_amvml(source)
-    save_checkpoint(out, model, set_prior_weight(model, header, weight, stages), half=is_half(source))
+    _retrieval_copy(source, out, lambda model, header: set_prior_weight(model, header, weight, stages))
     typer.echo(f"wrote {out} (prior weight {weight} over {stages} stage{'s' * (stages > 1)})")
 
 
@@ -103,8 +108,17 @@ def weights_categories(
     """Copy an AMV-ML checkpoint whose retrieval scores also weigh the photo's category head
     (AMVMLConfig.category_weight): a shape of category c scores weight x log(C x p(c | photo)) more, shapes of a
     category the head does not know 0 more. No tensor changes; indexes built with other weights must be rebuilt."""
-    from photo2cad.weights.checkpoint import is_half, load_amvml, save_checkpoint, set_category_weight
+    from photo2cad.weights.checkpoint import set_category_weight
+
+    _retrieval_copy(source, out, lambda model, header: set_category_weight(model, header, weight))
+    typer.echo(f"wrote {out} (category weight {weight})")
+
+
+def _retrieval_copy(
+    source: Path, out: Path, reconfigure: Callable[[AMVML, CheckpointHeader], CheckpointHeader]
+) -> None:
+    """Copy `source` to `out` in its own precision, with the header `reconfigure` gives (retrieval-only settings)."""
+    from photo2cad.weights.checkpoint import is_half, load_amvml, save_checkpoint
 
     model, header = load_amvml(source)
-    save_checkpoint(out, model, set_category_weight(model, header, weight), half=is_half(source))
-    typer.echo(f"wrote {out} (category weight {weight})")
+    save_checkpoint(out, model, reconfigure(model, header), half=is_half(source))

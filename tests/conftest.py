@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from photo2cad.shapes.gl import select_gl_platform
-from tests.helpers import TEST_RENDER, ServedIndex
-from tests.meshpool import write_pool
+from tests.helpers import ServedIndex, index_test_meshes
 
 # PyOpenGL fixes its platform when first imported: choose it before any test can import pyrender.
 select_gl_platform()
@@ -39,10 +38,4 @@ def tiny_weights(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
 @pytest.fixture(scope="session")
 def served_index(tmp_path_factory: pytest.TempPathFactory, tiny_weights: Path) -> ServedIndex:
     """An index of the test meshes (tests/meshpool.py) built once per session with the tiny weights."""
-    from photo2cad.indexer import BuildRequest, build_index
-
-    base = tmp_path_factory.mktemp("service-index")
-    pool, root = base / "pool", base / "index"
-    write_pool(pool)
-    build_index(BuildRequest(pool=pool, out=root, weights=tiny_weights, render=TEST_RENDER, progress=False))
-    return ServedIndex(pool, root, tiny_weights)
+    return index_test_meshes(tmp_path_factory.mktemp("service-index"), tiny_weights)

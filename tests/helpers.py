@@ -38,6 +38,17 @@ class ServedIndex:
     weights: Path
 
 
+def index_test_meshes(base: Path, weights: Path) -> ServedIndex:
+    """The test meshes (tests/meshpool.py) written to `base`/pool and indexed with `weights` in `base`/index."""
+    from photo2cad.indexer import BuildRequest, build_index
+    from tests.meshpool import write_pool
+
+    pool, root = base / "pool", base / "index"
+    write_pool(pool)
+    build_index(BuildRequest(pool=pool, out=root, weights=weights, render=TEST_RENDER, progress=False))
+    return ServedIndex(pool, root, weights)
+
+
 # TestClient's requests carry `Host: testserver`; schemathesis' carry localhost, a loopback name trusted by default.
 TEST_HOSTS = [*LOOPBACK_HOSTS, "testserver"]
 

@@ -24,16 +24,15 @@ from photo2cad.service.app import create_app, plan_startup
 from photo2cad.service.errors import ServiceConfigError
 from photo2cad.weights.checkpoint import load_amvml
 from tests.helpers import (
-    TEST_RENDER,
     ServedIndex,
     image_bytes,
+    index_test_meshes,
     metric,
     png_header_only,
     post_photo,
     rendered_photo,
     settings_for,
 )
-from tests.meshpool import write_pool
 
 
 # ---------------------------------------------------------------------------------------------------------- fixtures
@@ -474,16 +473,12 @@ def test_serve_command_on_a_directory_without_index_says_so(tmp_path: Path) -> N
 @pytest.fixture(scope="module")
 def prior_index(tmp_path_factory: pytest.TempPathFactory, tiny_weights: Path) -> ServedIndex:
     """The test meshes indexed with the tiny weights carrying a prior (config prior_weight 0.5)."""
-    from photo2cad.indexer import BuildRequest, build_index
     from photo2cad.weights.checkpoint import save_checkpoint, set_prior_weight
 
     base = tmp_path_factory.mktemp("prior-index")
     model, header = load_amvml(tiny_weights, "cpu")
     weights = save_checkpoint(base / "prior.safetensors", model, set_prior_weight(model, header, 0.5))
-    pool, root = base / "pool", base / "index"
-    write_pool(pool)
-    build_index(BuildRequest(pool=pool, out=root, weights=weights, render=TEST_RENDER, progress=False))
-    return ServedIndex(pool, root, weights)
+    return index_test_meshes(base, weights)
 
 
 def test_weights_with_a_prior_index_longer_vectors_and_serve_them_with_re_ranking(prior_index: ServedIndex) -> None:
@@ -511,17 +506,13 @@ def test_weights_with_a_prior_index_longer_vectors_and_serve_them_with_re_rankin
 @pytest.fixture(scope="module")
 def category_index(tmp_path_factory: pytest.TempPathFactory, tiny_weights: Path) -> ServedIndex:
     """The test meshes indexed with the tiny weights scoring categories (category_weight 0.3; heads untrained)."""
-    from photo2cad.indexer import BuildRequest, build_index
     from photo2cad.weights.checkpoint import save_checkpoint, set_category_weight
 
     base = tmp_path_factory.mktemp("category-index")
     model, header = load_amvml(tiny_weights, "cpu")
     named = header.model_copy(update={"notes": {**header.notes, "categories": ["bed", "chair", "lamp", "table"]}})
     weights = save_checkpoint(base / "categories.safetensors", model, set_category_weight(model, named, 0.3))
-    pool, root = base / "pool", base / "index"
-    write_pool(pool)
-    build_index(BuildRequest(pool=pool, out=root, weights=weights, render=TEST_RENDER, progress=False))
-    return ServedIndex(pool, root, weights)
+    return index_test_meshes(base, weights)
 
 
 def test_weights_scoring_categories_index_each_shape_with_its_category(category_index: ServedIndex) -> None:
