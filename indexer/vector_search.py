@@ -38,6 +38,8 @@ CALIBRATION_QUERIES = 1000
 # Tuning aims this far above the target recall: on queries the calibration did not see the recall comes out up to
 # about 0.01 lower (a million synthetic shapes: 0.960 at tuning, 0.949 on fresh queries).
 TUNING_MARGIN = 0.01
+# The HNSW search breadth from which an IVF index is the better choice (and the build says so).
+SLOW_HNSW_EF = 1024
 # Calibration queries are stored vectors plus noise of this norm: a query near, but not on, a catalogued shape
 # (cosine 0.89 to it), as a photo of it is.
 CALIBRATION_NOISE = 0.5
@@ -159,6 +161,24 @@ class VectorSearch:
                 break
         self.params["recall_at_10"] = round(recall, 4)
         log.info("%s index: %s, recall@10 against exact search %.3f", self.kind, self.params, recall)
+        if recall < config.target_recall:
+            log.warning(
+                "%s index reaches recall@10 %.3f, below the target %.2f: searches will miss shapes that exact search "
+                "finds; leave %s out to tune it, or choose another --index-kind",
+                self.kind,
+                recall,
+                config.target_recall,
+                key,
+            )
+        elif self.kind == "hnsw" and fixed is None and self.params[key] >= SLOW_HNSW_EF:
+            # A breadth this large visits a sizeable share of the graph per query: measured at a million 736-D
+            # vectors, 22 ms per search against IVF's 0.7 ms at the same recall (docs/indexing.md).
+            log.warning(
+                "hnsw index needed ef_search %d for recall@10 %.2f: searches will be slow; IVF (--index-kind ivf) "
+                "reaches the same recall faster on vectors like these",
+                self.params[key],
+                config.target_recall,
+            )
 
     def _apply_params(self) -> None:
         if self._codes is None:

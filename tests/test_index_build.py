@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -296,6 +297,32 @@ def test_an_ivf_build_tunes_its_probe_to_the_target_recall_and_index_info_shows_
     )
     info = json.loads(CliRunner().invoke(app, ["index", "info", str(out)]).output)
     assert info["approximate_recall_at_10"] == report.recall_at_10 and info["index_params"]["lists"] == 1
+
+
+def test_an_approximate_index_below_its_target_recall_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    vectors = unit_vectors(4000, 32, seed=0)  # no structure: one probed list of 64 finds few true neighbours
+
+    with caplog.at_level(logging.WARNING, logger="photo2cad.indexer.vector_search"):
+        search = VectorSearch.build(vectors, SearchConfig(kind="ivf", ivf_lists=64, ivf_probe=1))
+
+    assert search.params["recall_at_10"] < 0.95
+    assert "below the target 0.95" in caplog.text
+
+
+def test_an_hnsw_index_that_needs_a_wide_search_recommends_ivf(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photo2cad.indexer import vector_search
+
+    vectors = unit_vectors(3000, 16, seed=1)
+    with caplog.at_level(logging.WARNING, logger="photo2cad.indexer.vector_search"):
+        VectorSearch.build(vectors, SearchConfig(kind="hnsw"))
+        assert caplog.text == ""  # tuned, within the target, at a breadth of a few dozen
+        monkeypatch.setattr(vector_search, "SLOW_HNSW_EF", 16)  # any tuned breadth counts as wide now
+        search = VectorSearch.build(vectors, SearchConfig(kind="hnsw"))
+
+    assert search.params["recall_at_10"] >= 0.95
+    assert f"needed ef_search {search.params['ef_search']}" in caplog.text and "--index-kind ivf" in caplog.text
 
 
 @pytest.mark.parametrize("kind", ["ivf", "hnsw"])
