@@ -17,7 +17,10 @@ of a catalogue no training photo showed in front more often (docs/training.md). 
 With `config.category_weight` b > 0, retrieval vectors also carry categories: a shape's score gains b x log(C x p(c |
 photo)) for its category c, by the photo's category head (0 for shapes of a category the head does not know). In a
 catalogue whose style the training photos never showed, the head names a photo's category more often than the
-nearest shapes have it. Shape vectors stay unit length; photo vectors do not.
+nearest shapes have it. Shape vectors stay unit length; photo vectors do not. With `config.category_probe`, p(c |
+photo) is the normalised product of the head's probabilities and those of a linear probe on the photo's frozen
+view-branch features (C3..C5), fitted on real photos after training (`photo2cad.models.training.category_probe`): the
+head, trained beside the embedding on photos and renders, and the probe on ImageNet's features err on different photos.
 """
 
 from __future__ import annotations
@@ -105,6 +108,20 @@ class ShapeEmbedding(NamedTuple):
     vector: torch.Tensor  # (B, vector_dim - category_slots), unit length; `with_shape_categories` completes it
 
 
+# The category probe reads the view branch's last three stages (C3..C5), whatever the prior reads.
+PROBE_STAGES = 3
+
+
+def probe_width(config: AMVMLConfig) -> int:
+    """Input size of the category probe: the channels of the view branch's stages it reads."""
+    return sum(stage_channels(config.backbone)[-PROBE_STAGES:])
+
+
+def probe_features(pooled_stages: list[torch.Tensor]) -> torch.Tensor:
+    """The category probe's input: the average-pooled stages it reads (each (B, C_i)), each unit length."""
+    return torch.cat([F.normalize(stage, dim=-1) for stage in pooled_stages[-PROBE_STAGES:]], dim=-1)
+
+
 def prior_widths(config: AMVMLConfig) -> tuple[int, ...]:
     """Channels of the view branch's stages the prior reads, in order (none without a prior)."""
     return stage_channels(config.backbone)[-config.prior_stages :] if config.prior_weight > 0 else ()
@@ -180,6 +197,8 @@ class AMVML(nn.Module):
         # network already compares photos and views in one space (ImageNet features) instead of two random ones.
         self.view_projection.load_state_dict(self.photo_projection.state_dict())
         self.photo_category_head = category_linear(final, config.num_categories)
+        # Fitted after training (`set_category_probe`), never by the losses.
+        self.category_probe = nn.Linear(probe_width(config), config.num_categories) if config.category_probe else None
         self.view_category_head = category_linear(final, config.num_categories)
         # Query-independent view attention: one vector per shape can live in the index.
         self.view_attention = nn.Sequential(
@@ -221,10 +240,23 @@ class AMVML(nn.Module):
         weights = mask if mask is not None else torch.sigmoid(mask_logits)
         pooled = masked_average_pool(features[-1], weights.to(features[-1].dtype))
         embedding = F.normalize(self.photo_projection(pooled), dim=1)
-        # The prior sees the photo through the view branch: the features the views' prior is made of.
-        vector = self._with_prior(embedding, lambda: self._photo_prior(features[0]))
+        # The prior and the probe see the photo through the view branch: the features the views' prior is made of.
+        view_stages = self.photo_view_stages(features[0]) if self._reads_view_stages() else []
+        vector = self._with_prior(embedding, lambda: stage_prior(view_stages[-len(prior_widths(self.config)) :]))
         category_logits = self.photo_category_head(pooled)
-        return PhotoEmbedding(embedding, mask_logits, category_logits, self._with_category(vector, category_logits))
+        vector = self._with_category(vector, self._retrieval_category_logits(category_logits, view_stages))
+        return PhotoEmbedding(embedding, mask_logits, category_logits, vector)
+
+    def probe_input(self, images: torch.Tensor) -> torch.Tensor:
+        """Photos (B, 3, H, W) -> what the category probe reads (B, probe_width): fitting it needs no more."""
+        return probe_features(self.photo_view_stages(self.enc1(self._normalise(images))))
+
+    def photo_view_stages(self, c2: torch.Tensor) -> list[torch.Tensor]:
+        """A photo's view-branch stages C3..C5, average-pooled, from its Enc1 output (B, C2, h, w) -> [(B, C_i)]."""
+        return [stage.mean(dim=(2, 3)) for stage in self.enc3(c2)]
+
+    def _reads_view_stages(self) -> bool:
+        return self.config.prior_weight > 0 or self.category_probe is not None
 
     def embed_views(self, views: torch.Tensor) -> ShapeEmbedding:
         """Grey renders (B, V, 3, H, W) -> per-view embeddings and the attention-fused shape embedding."""
@@ -246,15 +278,18 @@ class AMVML(nn.Module):
         vector = self._with_prior(shape, lambda: self._shape_prior(pooled_views))
         return ShapeEmbedding(shape, view_embeddings, attention, category_logits, vector)
 
-    def _photo_prior(self, c2: torch.Tensor) -> torch.Tensor:
-        """A photo's prior features, from its Enc1 output (B, C2, h, w) -> (B, P)."""
-        stages = self.enc3(c2)[-len(prior_widths(self.config)) :]
-        return stage_prior([stage.mean(dim=(2, 3)) for stage in stages])
-
     def _shape_prior(self, pooled_views: torch.Tensor) -> torch.Tensor:
         """A shape's prior features: per stage, the mean of its views' unit features (B, V, C) -> (B, P)."""
         stages = torch.split(pooled_views, list(prior_widths(self.config)), dim=-1)
         return stage_prior([F.normalize(stage, dim=-1).mean(dim=1) for stage in stages])
+
+    def _retrieval_category_logits(self, head_logits: torch.Tensor, view_stages: list[torch.Tensor]) -> torch.Tensor:
+        """What the category term reads: the head's logits, or with a probe the log of its probabilities times the
+        probe's (unnormalised; the term normalises)."""
+        if self.category_probe is None:
+            return head_logits
+        probe_logits = self.category_probe(probe_features(view_stages).to(self.category_probe.weight.dtype))
+        return F.log_softmax(head_logits.float(), dim=1) + F.log_softmax(probe_logits.float(), dim=1)
 
     def _with_category(self, vector: torch.Tensor, category_logits: torch.Tensor) -> torch.Tensor:
         """A photo's retrieval vector: `vector`, followed by category_weight x log(C x p(c | photo)) per class c and

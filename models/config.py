@@ -66,6 +66,12 @@ class AMVMLConfig(BaseModel):
         "does not know, 0 more. Retrieval only (set on a trained network, like the prior); needs category_names",
     )
     category_names: tuple[str, ...] = Field((), description="the category heads' classes, in their order")
+    category_probe: bool = Field(
+        False,
+        description="the category term also reads a linear probe on the photo's view-branch features (C3, C4 and C5 "
+        "average-pooled, each unit length: the frozen ImageNet features), fitted on real photos after training; "
+        "its class log-probabilities are added to the head's. Retrieval only; needs category_weight",
+    )
     pretrained: bool = Field(
         True,
         description="start the backbone from ImageNet weights when they are available offline or online "
@@ -78,4 +84,6 @@ class AMVMLConfig(BaseModel):
             raise ValueError(f"{len(self.category_names)} category_names for {self.num_categories} categories")
         if self.category_weight > 0 and not self.category_names:
             raise ValueError("category_weight needs category_names (the classes of the category heads)")
+        if self.category_probe and self.category_weight == 0:
+            raise ValueError("category_probe needs category_weight: the probe only speaks through the category term")
         return self

@@ -22,6 +22,7 @@ from photo2cad import __version__
 from photo2cad.errors import Photo2CadError
 from photo2cad.files import atomic_path
 from photo2cad.models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
+from photo2cad.models.amvml import probe_width
 
 FORMAT_VERSION = 1
 HEADER_KEY = "photo2cad"
@@ -171,8 +172,31 @@ def set_category_weight(model: AMVML, header: CheckpointHeader, weight: float) -
             f"the header names no {model.config.num_categories} categories (notes.categories): the category heads' "
             "classes are unknown, so retrieval cannot score a shape's category"
         )
-    changes = {"category_weight": weight, "category_names": names if weight > 0 else []}
+    changes: dict[str, Any] = {"category_weight": weight, "category_names": names if weight > 0 else []}
+    if weight == 0 and model.category_probe is not None:
+        return set_category_probe(model, _reconfigured(model, header, {**changes, "category_probe": False}), None)
     return _reconfigured(model, header, changes)
+
+
+def set_category_probe(
+    model: AMVML, header: CheckpointHeader, probe: nn.Linear | None, described: dict[str, Any] | None = None
+) -> CheckpointHeader:
+    """Give `model` a fitted category probe (AMVMLConfig.category_probe; None removes it) and return `header` saying
+    so, with `described` (what it was fitted on) in its notes. The model must weigh categories already."""
+    if probe is not None:
+        if model.config.category_weight == 0:
+            raise CheckpointError("a category probe speaks through the category term: set a category weight first")
+        expected = (model.config.num_categories, probe_width(model.config))
+        if tuple(probe.weight.shape) != expected:
+            raise CheckpointError(
+                f"a category probe of shape {tuple(probe.weight.shape)}; this network needs {expected}"
+            )
+    header = _reconfigured(model, header, {"category_probe": probe is not None})
+    model.category_probe = probe
+    notes = {key: value for key, value in header.notes.items() if key != "category_probe"}
+    if probe is not None:
+        notes["category_probe"] = described or {}
+    return header.model_copy(update={"notes": notes})
 
 
 def _reconfigured(model: AMVML, header: CheckpointHeader, changes: dict[str, Any]) -> CheckpointHeader:

@@ -105,8 +105,14 @@ class BundledRecipe(BaseModel):
     )
     prior_stages: int = Field(3, ge=1, le=3, description="AMVMLConfig.prior_stages of the result")
     category_weight: float = Field(
-        0.02, ge=0.0, le=1.0, description="AMVMLConfig.category_weight of the result (retrieval only)"
+        0.05, ge=0.0, le=1.0, description="AMVMLConfig.category_weight of the result (retrieval only)"
     )
+    category_probe: bool = Field(
+        True,
+        description="fit AMVMLConfig.category_probe on the real (ikea) training photos after training; needs "
+        "category_weight",
+    )
+    category_probe_l2: float = Field(1e-4, gt=0.0, description="the probe's L2 penalty on its weights")
     tsm_image_size: int = Field(128, description="the TSM's side: 128 px is what a CPU trains in minutes")
     tsm_base_channels: int = Field(32, description="the TSM generator's width (the paper: 64)")
     tsm_steps: int = Field(1200, ge=0, description="TSM training steps of 4 pairs")

