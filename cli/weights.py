@@ -102,12 +102,17 @@ def weights_categories(
     source: Path = typer.Argument(..., help="A trained AMV-ML checkpoint whose header names its categories."),
     out: Path = typer.Argument(..., help="Where to write the copy."),
     weight: float = typer.Option(
-        ..., min=0.0, max=1.0, help="Share of the photo's category head in retrieval scores; 0 removes it."
+        ...,
+        min=0.0,
+        max=1.0,
+        help="Share of the photo's category head in retrieval scores; 0 removes it (and a category probe with it).",
     ),
 ) -> None:
     """Copy an AMV-ML checkpoint whose retrieval scores also weigh the photo's category head
     (AMVMLConfig.category_weight): a shape of category c scores weight x log(C x p(c | photo)) more, shapes of a
-    category the head does not know 0 more. No tensor changes; indexes built with other weights must be rebuilt."""
+    category the head does not know 0 more; a checkpoint with a category probe (the default weights) multiplies the
+    head's probabilities by the probe's. The network's tensors stay as they are (weight 0 drops the probe's);
+    indexes built with other weights must be rebuilt."""
     from photo2cad.weights.checkpoint import set_category_weight
 
     _retrieval_copy(source, out, lambda model, header: set_category_weight(model, header, weight))

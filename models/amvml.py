@@ -19,7 +19,7 @@ photo)) for its category c, by the photo's category head (0 for shapes of a cate
 catalogue whose style the training photos never showed, the head names a photo's category more often than the
 nearest shapes have it. Shape vectors stay unit length; photo vectors do not. With `config.category_probe`, p(c |
 photo) is the normalised product of the head's probabilities and those of a linear probe on the photo's frozen
-view-branch features (C3..C5), fitted on real photos after training (`photo2cad.models.training.category_probe`): the
+view-branch features (C3..C5), fitted on the training photos afterwards (`models/training/category_probe.py`): the
 head, trained beside the embedding on photos and renders, and the probe on ImageNet's features err on different photos.
 """
 

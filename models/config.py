@@ -69,7 +69,7 @@ class AMVMLConfig(BaseModel):
     category_probe: bool = Field(
         False,
         description="the category term also reads a linear probe on the photo's view-branch features (C3, C4 and C5 "
-        "average-pooled, each unit length: the frozen ImageNet features), fitted on real photos after training; "
+        "average-pooled, each unit length: the frozen ImageNet features), fitted on the training photos afterwards; "
         "its class log-probabilities are added to the head's. Retrieval only; needs category_weight",
     )
     pretrained: bool = Field(

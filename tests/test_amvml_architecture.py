@@ -12,7 +12,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from photo2cad.models import AMVML, AMVMLConfig, vector_dim
-from photo2cad.models.amvml import masked_average_pool, with_shape_categories
+from photo2cad.models.amvml import CATEGORY_SCALE, masked_average_pool, probe_width, with_shape_categories
 
 
 @pytest.fixture(scope="module")
@@ -289,6 +289,34 @@ def test_re_ranking_keeps_the_category_scores() -> None:
         reranked = weighted.rerank_scores(photo.vector, shapes.view_embeddings, shape_vectors)
     head_scores = 0.3 * (F.log_softmax(photo.category_logits, dim=1) + math.log(3))
     assert torch.allclose(reranked, plain + torch.stack([head_scores[0, 1], torch.tensor(0.0)]), atol=1e-5)
+
+
+def test_a_category_probe_multiplies_its_probabilities_with_the_heads_in_the_category_term() -> None:
+    """p(c | photo) = the normalised product of the head's and the probe's probabilities; the probe reads the photo's
+    view-branch C3..C5, average-pooled and each unit length, and nothing else changes."""
+    config = AMVMLConfig(backbone="efficientnet_lite0", pretrained=False, image_size=64, num_views=3, num_categories=3)
+    probing = config.model_copy(update={"prior_weight": 0.6, "category_weight": 0.5, "category_names": CATEGORIES})
+    model = AMVML(probing.model_copy(update={"category_probe": True})).eval()
+    assert model.category_probe is not None and model.category_probe.in_features == probe_width(model.config) == 472
+    pixels = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        photo = model.embed_photo(pixels)
+        stages = [stage.mean(dim=(2, 3)) for stage in model.enc3(model.enc1(model._normalise(pixels)))]
+        probe_logits = model.category_probe(torch.cat([F.normalize(s, dim=1) for s in stages], dim=1))
+        assert torch.allclose(model.probe_input(pixels), torch.cat([F.normalize(s, dim=1) for s in stages], dim=1))
+        model.category_probe = None
+        model.config = probing
+        headless = model.embed_photo(pixels)  # the same network without its probe
+    fused = F.log_softmax(F.log_softmax(photo.category_logits, 1) + F.log_softmax(probe_logits, 1), 1)
+    category_part = photo.vector[:, -4:-1] / CATEGORY_SCALE
+    assert torch.allclose(category_part, 0.5 * (fused + math.log(3)), atol=1e-5)
+    assert torch.allclose(photo.vector[:, :-4], headless.vector[:, :-4], atol=1e-6)  # embedding and prior unchanged
+    assert not torch.allclose(photo.vector[:, -4:-1], headless.vector[:, -4:-1])
+
+
+def test_a_category_probe_needs_a_category_weight() -> None:
+    with pytest.raises(ValidationError, match="category_probe needs category_weight"):
+        AMVMLConfig(num_categories=3, category_probe=True)
 
 
 def test_a_category_weight_needs_the_heads_class_names() -> None:

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from photo2cad.models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig, vector_dim
+from photo2cad.models.amvml import probe_width
 from photo2cad.weights.checkpoint import (
     HEADER_KEY,
     CheckpointError,
@@ -18,6 +19,7 @@ from photo2cad.weights.checkpoint import (
     load_tsm,
     read_header,
     save_checkpoint,
+    set_category_probe,
     set_category_weight,
     set_prior_weight,
 )
@@ -74,6 +76,34 @@ def test_a_category_weight_takes_the_heads_classes_from_the_header(saved_amvml: 
     config = load_amvml(scoring)[0].config
     assert config.category_weight == 0.1 and config.category_names == ("bed", "chair", "sofa", "table")
     assert vector_dim(config) == 32 + 5  # the embedding, then the four classes and "other"
+
+
+def test_a_category_probe_is_stored_with_the_weights_and_leaves_with_the_category_weight(
+    saved_amvml: Path, tmp_path: Path
+) -> None:
+    model, header = load_amvml(saved_amvml)
+    probe = torch.nn.Linear(probe_width(model.config), 4)
+    with pytest.raises(CheckpointError, match="set a category weight first"):
+        set_category_probe(model, header, probe)
+    named = header.model_copy(update={"notes": {**header.notes, "categories": ["bed", "chair", "sofa", "table"]}})
+    scoring = set_category_weight(model, named, 0.1)
+    with pytest.raises(CheckpointError, match="this network needs"):
+        set_category_probe(model, scoring, torch.nn.Linear(10, 4))
+
+    probing = save_checkpoint(
+        tmp_path / "probing.safetensors", model, set_category_probe(model, scoring, probe, {"photos": 12})
+    )
+
+    loaded, loaded_header = load_amvml(probing)
+    assert loaded.config.category_probe and loaded_header.notes["category_probe"] == {"photos": 12}
+    assert loaded.category_probe is not None and torch.equal(loaded.category_probe.weight, probe.weight)
+    photos = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(loaded.embed_photo(photos).vector, model.embed_photo(photos).vector, atol=1e-6)
+    plain = set_category_weight(loaded, loaded_header, 0.0)  # no category term: nothing for the probe to say
+    assert loaded.category_probe is None and not plain.config["category_probe"] and "category_probe" not in plain.notes
+    stored = load_file(str(save_checkpoint(tmp_path / "plain.safetensors", loaded, plain)))
+    assert "category_probe.weight" not in stored and stored.keys() == load_file(str(saved_amvml)).keys()
 
 
 def test_a_checkpoint_written_before_prior_stages_keeps_its_c5_prior(saved_amvml: Path, tmp_path: Path) -> None:

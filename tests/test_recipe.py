@@ -15,6 +15,7 @@ import pytest
 import torch
 import trimesh
 from safetensors import safe_open
+from safetensors.torch import load_file
 
 from photo2cad.models.datasets import read_folder
 from photo2cad.models.datasets.demo import generate_demo
@@ -109,6 +110,11 @@ def test_the_bundled_recipe_trains_on_every_source_and_records_itself(
     assert header.config["prior_weight"] == recipe.prior_weight  # given after training, which never reads it
     assert header.config["category_weight"] == recipe.category_weight
     assert header.config["category_names"] == header.notes["categories"]  # the heads' classes, in their order
+    # The category probe, fitted after training on every training photo (the demo's synthetic ones too).
+    assert header.config["category_probe"] is recipe.category_probe is True
+    trained_on = len(ikea_like.split("train")) + len(sources["demo"].split("train"))
+    assert header.notes["category_probe"]["photos"] == trained_on
+    assert "category_probe.weight" in load_file(str(result.checkpoint))
     assert read_header(tmp_path / "out" / "amvml" / "amvml-last.safetensors").config["prior_weight"] == 0
     with safe_open(str(result.checkpoint), framework="pt") as stored:  # shipped in float16
         assert stored.get_tensor("view_projection.weight").dtype == torch.float16
@@ -185,6 +191,8 @@ def test_the_default_weights_are_the_bundled_recipes_and_record_it() -> None:
     assert header.renderer is not None and header.renderer["framing"] == "object"
     assert header.config["prior_weight"] == BundledRecipe().prior_weight
     assert header.config["category_weight"] == BundledRecipe().category_weight
+    assert header.config["category_probe"] is BundledRecipe().category_probe
+    assert header.notes["category_probe"]["photos"] == 458 + 480  # every real photo we have, the demo's train photos
     bands = score_bands_of(header)
     assert bands is not None and "held-out" in bands.measured_on
     assert f"{BundledRecipe().unseen_folds} runs of the recipe" in bands.measured_on  # the folds' photos pooled

@@ -1,9 +1,9 @@
-"""The category probe: a linear classifier on real photos' frozen view-branch features, fitted after training.
+"""The category probe: a linear classifier on photos' frozen view-branch features, fitted after training.
 
 The photo category head is trained beside the embedding, on real photos, synthetic photos and renders; on real photos
 of models no training photo showed it names the category about as often as a plain logistic regression on ImageNet's
-own features (C3..C5 of the frozen view branch) fitted on the real training photos alone, and the two err on
-different photos: their product names it more often than either (docs/training.md). Fitting is a convex problem
+own features (C3..C5 of the frozen view branch) fitted on the training photos, and the two err on different photos:
+their product names it more often than either (docs/training.md). Fitting is a convex problem
 (L2-penalised multinomial logistic regression, full batch, L-BFGS from zero), so the same photos give the same probe.
 """
 

@@ -109,8 +109,8 @@ class BundledRecipe(BaseModel):
     )
     category_probe: bool = Field(
         True,
-        description="fit AMVMLConfig.category_probe on the real (ikea) training photos after training; needs "
-        "category_weight",
+        description="fit AMVMLConfig.category_probe on the training photos (real and synthetic) after training; "
+        "needs category_weight",
     )
     category_probe_l2: float = Field(1e-4, gt=0.0, description="the probe's L2 penalty on its weights")
     tsm_image_size: int = Field(128, description="the TSM's side: 128 px is what a CPU trains in minutes")
