@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from photo2cad.cli.train import LAYOUT_HELP
+
 if TYPE_CHECKING:  # the commands import the network lazily: `--help` stays fast
     from photo2cad.models import AMVML
     from photo2cad.weights.checkpoint import CheckpointHeader
@@ -117,6 +119,36 @@ def weights_categories(
 
     _retrieval_copy(source, out, lambda model, header: set_category_weight(model, header, weight))
     typer.echo(f"wrote {out} (category weight {weight})")
+
+
+@weights_app.command("probe")
+def weights_probe(
+    source: Path = typer.Argument(
+        ..., help="A trained AMV-ML checkpoint that weighs categories (`weights categories`)."
+    ),
+    out: Path = typer.Argument(..., help="Where to write the copy."),
+    data: Path = typer.Argument(..., help="Dataset root: the probe is fitted on its training photos."),
+    layout: str = typer.Option("folder", help=LAYOUT_HELP),
+    l2: float = typer.Option(
+        1e-4, min=1e-12, help="The probe's L2 penalty on its weights (the default weights': 1e-4)."
+    ),
+) -> None:
+    """Copy an AMV-ML checkpoint with a category probe (AMVMLConfig.category_probe) fitted on DATA's training photos:
+    a linear classifier on the photo's frozen view-branch features whose probabilities multiply the category head's in
+    the category term (docs/training.md). Photos of categories the heads do not know are left out. Indexes built with
+    other weights must be rebuilt."""
+    import torch
+
+    from photo2cad.models.datasets import read_dataset
+    from photo2cad.models.training.category_probe import add_category_probe
+    from photo2cad.weights.checkpoint import read_header
+
+    dataset = read_dataset(layout, data)
+    _retrieval_copy(
+        source, out, lambda model, header: add_category_probe(model, header, dataset, torch.device("cpu"), l2)
+    )
+    fitted = read_header(out).notes["category_probe"]
+    typer.echo(f"wrote {out} (category probe fitted on {fitted['photos']} training photos of {data})")
 
 
 def _retrieval_copy(

@@ -74,6 +74,33 @@ def test_weights_prior_copies_a_checkpoint_with_the_prior_in_its_precision(tmp_p
     assert refused.exit_code == 2 and not (tmp_path / "x.safetensors").exists()
 
 
+def test_weights_probe_fits_a_category_probe_on_a_datasets_training_photos(tmp_path: Path) -> None:
+    from photo2cad.models.datasets import read_folder
+    from photo2cad.weights.checkpoint import load_amvml, save_checkpoint, set_category_weight
+    from tests.photoset import write_photo_dataset
+
+    photos = write_photo_dataset(tmp_path / "photos", count=6)  # chairs, tables and sofas
+    plain = tmp_path / "plain.safetensors"
+    init = ["weights", "init", str(plain), "--backbone", "efficientnet_lite0", "--image-size", "64"]
+    assert runner.invoke(app, [*init, "--num-categories", "3"]).exit_code == 0
+    model, header = load_amvml(plain)
+    named = header.model_copy(update={"notes": {"categories": ["bed", "chair", "table"]}})
+    scoring = save_checkpoint(tmp_path / "scoring.safetensors", model, set_category_weight(model, named, 0.05))
+    probed = tmp_path / "probed.safetensors"
+
+    result = runner.invoke(app, ["weights", "probe", str(scoring), str(probed), str(photos)])
+
+    assert result.exit_code == 0, result.output
+    header_shown = json.loads(runner.invoke(app, ["weights", "show", str(probed)]).output)
+    assert header_shown["config"]["category_probe"] is True
+    known = [q for q in read_folder(photos).split("train") if q.category in ("bed", "chair", "table")]
+    assert header_shown["notes"]["category_probe"]["photos"] == len(known) > 0  # photos of other categories left out
+    assert f"fitted on {len(known)} training photos" in result.output
+    refused = runner.invoke(app, ["weights", "probe", str(plain), str(tmp_path / "x.safetensors"), str(photos)])
+    assert refused.exit_code == 2 and "category weight" in refused.output
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 def test_train_bundled_refuses_a_fold_unless_it_holds_out_models(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "bundled", str(tmp_path), "--holdout", "photos", "--fold", "1"])
 

@@ -18,8 +18,8 @@ from torch.utils.data import DataLoader
 
 from photo2cad.models import AMVML
 from photo2cad.models.datasets.photos import PhotoDataset, collate
-from photo2cad.models.datasets.records import RetrievalDataset
-from photo2cad.weights.checkpoint import CheckpointHeader, set_category_probe
+from photo2cad.models.datasets.records import DatasetError, RetrievalDataset
+from photo2cad.weights.checkpoint import CheckpointError, CheckpointHeader, set_category_probe
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +76,14 @@ def add_category_probe(
 ) -> CheckpointHeader:
     """Fit the probe on `photos`' training photos and give it to `model` (which must weigh categories); the returned
     header records it."""
+    if model.config.category_weight == 0:  # checked first: without it the heads' classes are not even known
+        raise CheckpointError("a category probe speaks through the category term: set a category weight first")
     features, labels = probe_inputs(model, photos, device)
     if len(labels) == 0:
-        raise ValueError(f"{photos.name} has no training photo of the heads' categories to fit the category probe on")
+        raise DatasetError(
+            f"{photos.name} has no training photo of the heads' categories ({', '.join(model.config.category_names)}) "
+            "to fit the category probe on"
+        )
     probe = fit_category_probe(features, labels, model.config.num_categories, l2)
     accuracy = float((probe(torch.as_tensor(features)).argmax(1).numpy() == labels).mean())
     log.info("category probe: fitted on %d photos of %s, training accuracy %.3f", len(labels), photos.name, accuracy)
