@@ -174,8 +174,14 @@ def set_category_weight(model: AMVML, header: CheckpointHeader, weight: float) -
         )
     changes: dict[str, Any] = {"category_weight": weight, "category_names": names if weight > 0 else []}
     if weight == 0 and model.category_probe is not None:
-        return set_category_probe(model, _reconfigured(model, header, {**changes, "category_probe": False}), None)
+        header = set_category_probe(model, header, None)  # nothing left for the probe to speak through
     return _reconfigured(model, header, changes)
+
+
+def require_category_weight(model: AMVML) -> None:
+    """A category probe speaks only through the category term: refuse one for a network without it."""
+    if model.config.category_weight == 0:
+        raise CheckpointError("a category probe speaks through the category term: set a category weight first")
 
 
 def set_category_probe(
@@ -184,8 +190,7 @@ def set_category_probe(
     """Give `model` a fitted category probe (AMVMLConfig.category_probe; None removes it) and return `header` saying
     so, with `described` (what it was fitted on) in its notes. The model must weigh categories already."""
     if probe is not None:
-        if model.config.category_weight == 0:
-            raise CheckpointError("a category probe speaks through the category term: set a category weight first")
+        require_category_weight(model)
         expected = (model.config.num_categories, probe_width(model.config))
         if tuple(probe.weight.shape) != expected:
             raise CheckpointError(

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from photo2cad.models import AMVML
 from photo2cad.models.datasets.photos import PhotoDataset, collate
 from photo2cad.models.datasets.records import DatasetError, RetrievalDataset
-from photo2cad.weights.checkpoint import CheckpointError, CheckpointHeader, set_category_probe
+from photo2cad.weights.checkpoint import CheckpointHeader, require_category_weight, set_category_probe
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +76,7 @@ def add_category_probe(
 ) -> CheckpointHeader:
     """Fit the probe on `photos`' training photos and give it to `model` (which must weigh categories); the returned
     header records it."""
-    if model.config.category_weight == 0:  # checked first: without it the heads' classes are not even known
-        raise CheckpointError("a category probe speaks through the category term: set a category weight first")
+    require_category_weight(model)  # first: without a category weight the heads' classes are not even known
     features, labels = probe_inputs(model, photos, device)
     if len(labels) == 0:
         raise DatasetError(
