@@ -75,6 +75,18 @@ def embed_view_sets(
     return ShapeVectors(vectors.numpy(), view_embeddings)
 
 
+@torch.no_grad()  # not inference_mode: the trainer updates the bank in place as its shapes' embeddings move
+def shape_embeddings(model: AMVML, grey: np.ndarray, device: torch.device, batch_shapes: int = 4) -> torch.Tensor:
+    """(N, V, S, S, 3) uint8 grey views -> (N, D) fused shape embeddings, unit length, on `device`: what the training
+    losses compare photos with (retrieval vectors, `embed_view_sets`, append the prior, which the losses ignore)."""
+    model.eval()
+    chunks = []
+    for chunk in view_batches(grey, device, batch_shapes):
+        with autocast(device):
+            chunks.append(model.embed_views(chunk).embedding.float())
+    return torch.cat(chunks)
+
+
 @torch.no_grad()  # not inference_mode: the frozen-backbone warm-up feeds these features to the heads' autograd graph
 def pooled_view_features(model: AMVML, grey: np.ndarray, device: torch.device, batch_shapes: int = 4) -> torch.Tensor:
     """(N, V, S, S, 3) uint8 grey views -> (N, V, C) `AMVML.pooled_view_features`, on `device`."""

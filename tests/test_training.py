@@ -137,6 +137,20 @@ def test_training_resumes_across_the_end_of_the_warmup(photoset: tuple[Path, Ret
     assert "loss_pool" in result.history[0] and "loss_triplet" in result.history[1]
 
 
+def test_end_to_end_epochs_train_when_retrieval_vectors_carry_the_prior(
+    photoset: tuple[Path, RetrievalDataset], tmp_path: Path
+) -> None:
+    """The losses compare embeddings; the retrieval vectors (validation) append the view branch's prior to them."""
+    _, dataset = photoset
+    config = AMVMLTrainConfig(epochs=2, warmup_epochs=1, batch_size=8, train_views=2, extra_negatives=2)
+    network = model_config(prior_weight=0.5)
+    result = train_amvml(dataset, tmp_path, network, config, RENDER, tmp_path / "c", CPU, progress=False)
+
+    end_to_end = result.history[1]
+    assert end_to_end["loss_bank"] > 0 and np.isfinite(end_to_end["loss_total"])
+    assert 0.0 <= end_to_end["val_top1"] <= 1.0 and end_to_end["val_count"] > 0
+
+
 def test_textured_anchors_join_the_training_photos(
     photoset: tuple[Path, RetrievalDataset], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

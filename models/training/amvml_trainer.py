@@ -23,7 +23,7 @@ from photo2cad.errors import Photo2CadError
 from photo2cad.models import AMVML, AMVMLConfig
 from photo2cad.models.datasets.photos import PhotoDataset, PhotoSample, collate, photo_augmentation
 from photo2cad.models.datasets.records import QueryRecord, RetrievalDataset
-from photo2cad.models.embedding import embed_view_sets, pooled_view_features
+from photo2cad.models.embedding import embed_view_sets, pooled_view_features, shape_embeddings
 from photo2cad.models.evaluation.retrieval import embed_queries, rank_queries, retrieval_metrics
 from photo2cad.models.training.config import AMVMLTrainConfig
 from photo2cad.models.training.curves import plot_curves
@@ -225,13 +225,13 @@ def train_amvml(
             if optimiser is None:
                 optimiser = _optimiser([{"params": list(model.parameters()), "lr": config.lr}], config, optimiser_state)
             if bank is None and config.bank_weight:
-                # Every shape's current vector: the InfoNCE term ranks each photo against the whole pool.
-                bank = torch.from_numpy(embed_view_sets(model, views.grey, device).vectors).to(device)
+                # Every shape's current embedding: the InfoNCE term ranks each photo against the whole pool.
+                bank = shape_embeddings(model, views.grey, device)
             record = end_to_end_epoch(model, inputs, optimiser, scaler, bank, tsm, rng, description)
+            # Validation embeds the shapes it needs (with the prior); the bank is refreshed for the next epoch.
             shape_vectors = None
             if bank is not None:
-                shape_vectors = embed_view_sets(model, views.grey, device).vectors
-                bank = torch.from_numpy(shape_vectors).to(device)
+                bank = shape_embeddings(model, views.grey, device)
         record["seconds"] = time.perf_counter() - started
         _finish_epoch(model, validation or dataset, views, device, config, epoch, record, history, shape_vectors)
         _save(out_dir, model, dataset, render, config, categories, history, tsm_weights, optimiser, epoch, phase)
