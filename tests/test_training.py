@@ -383,3 +383,16 @@ def test_another_sources_shapes_are_no_negatives_of_a_real_photo_at_weight_zero(
         before = pool_ranking_loss(model, batch, pooled, torch.full((4,), -1), config, photographed, sources)
         after = pool_ranking_loss(model, batch, other, torch.full((4,), -1), config, photographed, sources)
     assert torch.allclose(before["pool"], after["pool"])
+
+
+def test_the_bank_term_is_computed_in_float32_under_mixed_precision() -> None:
+    """On a GPU the end-to-end steps run under autocast; the bank's logits must not drop to half precision."""
+    from photo2cad.models.training.epochs import bank_infonce
+
+    photos = torch.nn.functional.normalize(torch.randn(4, 8), dim=1).requires_grad_()
+    bank = torch.nn.functional.normalize(torch.randn(10, 8), dim=1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = bank_infonce(photos, photos.detach(), bank, np.array([1, 2, 3, 4]), AMVMLTrainConfig())
+    loss.backward()
+
+    assert loss.dtype == torch.float32 and photos.grad is not None and torch.isfinite(photos.grad).all()

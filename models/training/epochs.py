@@ -142,10 +142,14 @@ def bank_infonce(
     photos: torch.Tensor, positives: torch.Tensor, bank: torch.Tensor, rows: np.ndarray, config: AMVMLTrainConfig
 ) -> torch.Tensor:
     """InfoNCE of each photo against every shape: the bank's (detached) vectors, its own shape's fresh one."""
-    logits = photos @ bank.T.to(photos.dtype)
     index = torch.from_numpy(rows).to(photos.device)
-    fresh = (photos * positives).sum(dim=1)
-    logits = logits.scatter(1, index[:, None], fresh[:, None])
+    # In float32: autocast would make the product half precision while the fresh scores stay float32 (a GPU run
+    # failed on scatter's dtype check), and 0.1-temperature logits deserve the precision.
+    with torch.autocast(photos.device.type, enabled=False):
+        photos = photos.float()
+        logits = photos @ bank.T.float()
+        fresh = (photos * positives.float()).sum(dim=1)
+        logits = logits.scatter(1, index[:, None], fresh[:, None])
     return F.cross_entropy(logits / config.temperature, index)
 
 
