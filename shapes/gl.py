@@ -109,6 +109,10 @@ def _check_pyopengl_for_osmesa() -> None:
 def import_pyrender() -> Any:
     """pyrender, imported on the platform `select_gl_platform` chose."""
     platform = select_gl_platform()
+    if platform == "egl":
+        # pyrender imports its viewer, and pyglet's X11 GL with it: on a server without X's libraries (the NVIDIA
+        # image, a bare GPU machine) that import fails. Headless pyglet takes its GL from EGL, which is there.
+        os.environ.setdefault("PYGLET_HEADLESS", "true")
     try:
         import pyrender
     except Exception as error:  # PyOpenGL raises at import when the platform's library cannot be loaded

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import numpy as np
@@ -61,6 +63,24 @@ def test_platform_choice_is_headless_and_the_same_on_every_call() -> None:
 
     assert first in ("egl", "osmesa")
     assert select_gl_platform() == first == os.environ["PYOPENGL_PLATFORM"]
+
+
+def test_pyrender_is_imported_with_a_headless_pyglet_on_egl() -> None:
+    """pyrender imports pyglet's GL; windowed, that needs X's libraries, which GPU servers and the image lack."""
+    script = (
+        "from photo2cad.shapes.gl import import_pyrender; import_pyrender(); "
+        "import pyglet; print(pyglet.options['headless'])"
+    )
+    environment = {key: value for key, value in os.environ.items() if key != "PYGLET_HEADLESS"}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**environment, "PYOPENGL_PLATFORM": "egl"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
 
 
 def test_renderer_reports_the_gl_renderer_it_uses(renderer: Renderer) -> None:
