@@ -98,7 +98,7 @@ def test_the_bundled_recipe_trains_on_every_source_and_records_itself(
     sweethome3d: RetrievalDataset, tmp_path: Path
 ) -> None:
     sources = tiny_sources(tmp_path, sweethome3d)
-    ikea_like, recipe = sources["ikea"], TINY_RECIPE
+    ikea_like, recipe = sources["ikea"], TINY_RECIPE.model_copy(update={"end_to_end_epochs": 1})
     result = train_bundled(sources, tmp_path / "work", tmp_path / "out", recipe, torch.device("cpu"), "photos", False)
 
     header = read_header(result.checkpoint)
@@ -121,7 +121,10 @@ def test_the_bundled_recipe_trains_on_every_source_and_records_itself(
     # Validation: each source's own photos against its own pool, per epoch (ikea) and at the end (every source).
     assert result.validation["ikea"]["count"] == len(ikea_like.split("val"))
     assert result.validation["demo"]["count"] == len(sources["demo"].split("val"))
-    assert [record["val_count"] for record in result.history] == [len(ikea_like.split("val"))] * 2
+    assert [record["val_count"] for record in result.history] == [len(ikea_like.split("val"))] * 3
+    # The warm-up's epochs, then the end-to-end ones (every layer learning, the memory bank ranking the pool).
+    assert ["loss_pool" in record for record in result.history] == [True, True, False]
+    assert result.history[-1]["loss_bank"] > 0
     assert json.loads((tmp_path / "out" / "validation.json").read_text()) == result.validation
     assert (tmp_path / "work" / "tsm" / "tsm-last.safetensors").is_file()  # the TSM painted the tsm look
     bands = score_bands_of(header)  # measured on the held-out real photos, recorded for the service

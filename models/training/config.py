@@ -96,6 +96,13 @@ class BundledRecipe(BaseModel):
     image_size: int = Field(160, ge=32, description="side of the views and photos")
     epochs: int = Field(8, ge=1, description="warm-up epochs (the backbone frozen but the photo branch)")
     photo_branch_lr: float = Field(1e-4, ge=0)
+    end_to_end_epochs: int = Field(
+        0,
+        ge=0,
+        description="epochs after the warm-up with every layer learning, the view branch too (its batch-norm "
+        "statistics kept); 0 leaves the view branch as ImageNet made it",
+    )
+    end_to_end_lr: float = Field(1e-5, gt=0, description="learning rate of the end-to-end epochs")
     anchor_looks: tuple[Literal["own", "random", "tsm"], ...] = ("own", "random", "tsm")
     unphotographed_weight: float = Field(0.1, description="AMVMLTrainConfig.unphotographed_weight")
     photos_move_shapes: bool = Field(True, description="AMVMLTrainConfig.photos_move_shapes")

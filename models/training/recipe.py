@@ -137,8 +137,9 @@ def train_bundled(
         backbone=recipe.backbone, num_categories=len(categories), image_size=recipe.image_size, pretrained=True
     )
     config = AMVMLTrainConfig(
-        epochs=recipe.epochs,
+        epochs=recipe.epochs + recipe.end_to_end_epochs,
         warmup_epochs=recipe.epochs,
+        lr=recipe.end_to_end_lr,
         photo_branch_lr=recipe.photo_branch_lr,
         textured_anchors=True,
         anchor_looks=recipe.anchor_looks,
