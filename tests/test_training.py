@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from photo2cad.models import AMVMLConfig, TSMConfig
 from photo2cad.models.datasets import read_dataset
@@ -396,3 +398,30 @@ def test_the_bank_term_is_computed_in_float32_under_mixed_precision() -> None:
     loss.backward()
 
     assert loss.dtype == torch.float32 and photos.grad is not None and torch.isfinite(photos.grad).all()
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.3])
+def test_the_end_to_end_bank_weights_unphotographed_negatives_of_real_photos_as_the_warmup_does(weight: float) -> None:
+    from photo2cad.models.training.epochs import bank_infonce
+    from photo2cad.models.training.losses import negative_log_weights
+
+    photos = torch.nn.functional.normalize(torch.randn(2, 8), dim=1)
+    bank = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+    other = bank.clone()
+    other[2:] = torch.nn.functional.normalize(torch.randn(2, 8), dim=1)  # only the unphotographed shapes change
+    rows, photographed = np.array([0, 1]), torch.tensor([True, True, False, False])
+    config = AMVMLTrainConfig(unphotographed_weight=weight)
+
+    def loss(shapes: torch.Tensor, is_photo: list[bool]) -> torch.Tensor:
+        weights = negative_log_weights(torch.tensor(is_photo), torch.from_numpy(rows), weight, photographed)
+        return bank_infonce(photos, shapes[rows], shapes, rows, config, weights)
+
+    if weight == 0.0:
+        assert torch.allclose(loss(bank, [True, True]), loss(other, [True, True]))  # left out of the ranking
+    else:
+        assert not torch.allclose(loss(bank, [True, True]), loss(other, [True, True]))
+        expected = F.cross_entropy(
+            photos @ bank.T / config.temperature + torch.tensor([0, 0, 1, 1]) * math.log(weight), torch.from_numpy(rows)
+        )
+        assert torch.allclose(loss(bank, [True, True]), expected)
+    assert not torch.allclose(loss(bank, [False, False]), loss(other, [False, False]))  # anchors rank every shape

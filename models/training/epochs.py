@@ -23,7 +23,13 @@ from photo2cad.models import AMVML, TextureSynthesisModule
 from photo2cad.models.datasets.photos import PhotoSample
 from photo2cad.models.embedding import views_to_tensor
 from photo2cad.models.training.config import AMVMLTrainConfig
-from photo2cad.models.training.losses import batch_triplet_loss, masked_category_loss, masked_mask_loss, triplet_loss
+from photo2cad.models.training.losses import (
+    batch_triplet_loss,
+    masked_category_loss,
+    masked_mask_loss,
+    negative_log_weights,
+    triplet_loss,
+)
 from photo2cad.models.training.views import ShapeViews
 from photo2cad.models.training.warmup import freeze_backbone_statistics, pool_ranking_loss
 
@@ -83,6 +89,19 @@ def end_to_end_epoch(
         freeze_backbone_statistics(model)  # batch statistics of 16 photos would overwrite the ImageNet ones
     else:
         model.train()
+    photographed = torch.from_numpy(inputs.photographed_rows).to(device)
+    sources = torch.from_numpy(inputs.source_of_row).to(device)
+
+    def bank_log_weights(batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The warm-up's weights of the negatives: real photos count the shapes nobody photographed less."""
+        return negative_log_weights(
+            batch["is_photo"].to(device),
+            batch["shape_row"].to(device),
+            config.unphotographed_weight,
+            photographed,
+            sources,
+        )
+
     sums: dict[str, float] = {}
     steps = 0
     for batch in tqdm(inputs.loader, desc=description, disable=not inputs.progress, leave=False):
@@ -104,7 +123,9 @@ def end_to_end_epoch(
                 + masked_category_loss(
                     shape_out.category_logits, torch.from_numpy(category_of_row[candidates]).to(device)
                 ),
-                "bank": bank_infonce(photo_out.embedding, shape_out.embedding[: len(rows)], bank, rows, config)
+                "bank": bank_infonce(
+                    photo_out.embedding, shape_out.embedding[: len(rows)], bank, rows, config, bank_log_weights(batch)
+                )
                 if bank is not None
                 else torch.zeros((), device=device),
                 "mask": masked_mask_loss(photo_out.mask_logits, batch["mask"].to(device), batch["has_mask"].to(device)),
@@ -139,9 +160,15 @@ def end_to_end_epoch(
 
 
 def bank_infonce(
-    photos: torch.Tensor, positives: torch.Tensor, bank: torch.Tensor, rows: np.ndarray, config: AMVMLTrainConfig
+    photos: torch.Tensor,
+    positives: torch.Tensor,
+    bank: torch.Tensor,
+    rows: np.ndarray,
+    config: AMVMLTrainConfig,
+    log_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """InfoNCE of each photo against every shape: the bank's (detached) vectors, its own shape's fresh one."""
+    """InfoNCE of each photo against every shape: the bank's (detached) vectors, its own shape's fresh one; the
+    negatives weighted as `negative_log_weights` says (the warm-up's weights)."""
     index = torch.from_numpy(rows).to(photos.device)
     # In float32: autocast would make the product half precision while the fresh scores stay float32 (a GPU run
     # failed on scatter's dtype check), and 0.1-temperature logits deserve the precision.
@@ -149,8 +176,10 @@ def bank_infonce(
         photos = photos.float()
         logits = photos @ bank.T.float()
         fresh = (photos * positives.float()).sum(dim=1)
-        logits = logits.scatter(1, index[:, None], fresh[:, None])
-    return F.cross_entropy(logits / config.temperature, index)
+        logits = logits.scatter(1, index[:, None], fresh[:, None]) / config.temperature
+        if log_weights is not None:
+            logits = logits + log_weights
+    return F.cross_entropy(logits, index)
 
 
 def _extra_negatives(rng: np.random.Generator, anchors: np.ndarray, categories: np.ndarray, count: int) -> np.ndarray:

@@ -2,8 +2,34 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+
+
+def negative_log_weights(
+    is_photo: torch.Tensor,
+    targets: torch.Tensor,
+    unphotographed_weight: float,
+    photographed_rows: torch.Tensor | None,
+    source_of_rows: torch.Tensor | None = None,
+) -> torch.Tensor | None:
+    """(B, N) shifts of a softmax's logits over the pool: each shape counts as a negative of a sample w times, where
+    w = 1 except for real photos (`is_photo`, (B,)), whose shapes without training photos (`photographed_rows`, (N,)
+    bool) or of another source (`source_of_rows`, (N,) ints; `targets` (B,) are the samples' own shapes) count
+    `unphotographed_weight` times: log(w) is added (-inf at w = 0, left out). None when every shape counts fully.
+
+    Photos of a few models would otherwise teach "those models are the answers", burying the shapes nobody
+    photographed; another source's shapes are told apart from a photo by their style alone."""
+    if unphotographed_weight >= 1.0 or photographed_rows is None:
+        return None
+    shift = math.log(unphotographed_weight) if unphotographed_weight > 0 else float("-inf")
+    candidate = photographed_rows[None, :].expand(len(targets), -1)
+    if source_of_rows is not None:
+        candidate = candidate & (source_of_rows[None, :] == source_of_rows[targets][:, None])
+    outside = is_photo[:, None] & ~candidate
+    return torch.zeros(outside.shape, device=outside.device).masked_fill(outside, shift)
 
 
 def batch_triplet_loss(

@@ -10,7 +10,6 @@ reaches in hours, and it leaves the heads aligned for fine-tuning to start from.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -20,7 +19,7 @@ from torch import nn
 
 from photo2cad.models import AMVML
 from photo2cad.models.training.config import AMVMLTrainConfig
-from photo2cad.models.training.losses import masked_category_loss, masked_mask_loss
+from photo2cad.models.training.losses import masked_category_loss, masked_mask_loss, negative_log_weights
 
 
 def backbone_modules(model: AMVML) -> tuple[nn.Module, ...]:
@@ -74,21 +73,16 @@ def pool_ranking_loss(
     targets = batch["shape_row"].to(device)
     is_photo = batch["is_photo"].to(device)
     frozen_for_photos = not config.photos_move_shapes and bool(is_photo.any())
+    log_weights = negative_log_weights(
+        is_photo, targets, config.unphotographed_weight, photographed_rows, source_of_rows
+    )
 
     def logits(score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], shape_side: torch.Tensor) -> torch.Tensor:
         scores = score(photo.embedding, shape_side)
         if frozen_for_photos:
             scores = torch.where(is_photo[:, None], score(photo.embedding, shape_side.detach()), scores)
         scores = scores / config.temperature
-        if config.unphotographed_weight < 1.0 and photographed_rows is not None:
-            # A negative counted w times in the softmax's sum: its logit shifted by log(w) (w = 0: left out).
-            shift = math.log(config.unphotographed_weight) if config.unphotographed_weight > 0 else float("-inf")
-            candidate = photographed_rows[None, :].expand_as(scores)
-            if source_of_rows is not None:
-                candidate = candidate & (source_of_rows[None, :] == source_of_rows[targets][:, None])
-            outside = is_photo[:, None] & ~candidate
-            scores = scores + torch.where(outside, torch.full_like(scores, shift), torch.zeros_like(scores))
-        return scores
+        return scores if log_weights is None else scores + log_weights
 
     losses = {
         "pool": F.cross_entropy(logits(lambda q, s: q @ s.T, shapes.embedding), targets),
