@@ -20,11 +20,18 @@ import logging
 from pathlib import Path
 from typing import Any, Literal
 
-import faiss
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from photo2cad.errors import Photo2CadError
+
+try:
+    import faiss
+except ImportError as error:  # FAISS's CPU and GPU builds are separate packages: the install picks one (extras)
+    raise ImportError(
+        "photo2cad needs FAISS and none is installed: pip install 'photo2cad[cpu]' (or 'photo2cad[gpu]' on an "
+        "NVIDIA GPU); scripts/install.sh does this for you"
+    ) from error
 
 log = logging.getLogger(__name__)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -17,6 +19,23 @@ def test_help_lists_the_subcommands() -> None:
     assert result.exit_code == 0
     for command in ("info", "weights"):
         assert command in result.output
+
+
+def test_without_faiss_the_cli_says_which_extra_to_install() -> None:
+    """FAISS comes with the cpu or gpu extra; a bare install must say so instead of failing deep in an import."""
+    hide_faiss = (
+        "import sys, runpy\n"
+        "class Hide:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'faiss': raise ImportError('No module named faiss')\n"
+        "sys.meta_path.insert(0, Hide())\n"
+        "sys.argv = ['photo2cad', '--help']\n"
+        "runpy.run_module('photo2cad.cli', run_name='__main__')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", hide_faiss], capture_output=True, text=True, timeout=120)
+
+    assert result.returncode != 0
+    assert "pip install 'photo2cad[cpu]'" in result.stderr.strip().splitlines()[-1]
 
 
 def test_info_names_the_device() -> None:
