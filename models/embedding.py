@@ -76,15 +76,22 @@ def embed_view_sets(
 
 
 @torch.no_grad()  # not inference_mode: the trainer updates the bank in place as its shapes' embeddings move
-def shape_embeddings(model: AMVML, grey: np.ndarray, device: torch.device, batch_shapes: int = 4) -> torch.Tensor:
-    """(N, V, S, S, 3) uint8 grey views -> (N, D) fused shape embeddings, unit length, on `device`: what the training
-    losses compare photos with (retrieval vectors, `embed_view_sets`, append the prior, which the losses ignore)."""
+def shape_embeddings(
+    model: AMVML, grey: np.ndarray, device: torch.device, batch_shapes: int = 4
+) -> tuple[torch.Tensor, np.ndarray]:
+    """(N, V, S, S, 3) uint8 grey views of a training pool -> in one pass, (N, D) fused shape embeddings, unit
+    length, on `device` (what the training losses compare photos with) and (N, vector_dim) retrieval vectors (the
+    embedding with the prior, which the losses ignore: what validation ranks). Training weighs no categories."""
     model.eval()
-    chunks = []
+    if category_slots(model.config):
+        raise ValueError("training networks weigh no categories: the category term is set after training")
+    embeddings, vectors = [], []
     for chunk in view_batches(grey, device, batch_shapes):
         with autocast(device):
-            chunks.append(model.embed_views(chunk).embedding.float())
-    return torch.cat(chunks)
+            out = model.embed_views(chunk)
+        embeddings.append(out.embedding.float())
+        vectors.append(out.vector.float().cpu())
+    return torch.cat(embeddings), torch.cat(vectors).numpy()
 
 
 @torch.no_grad()  # not inference_mode: the frozen-backbone warm-up feeds these features to the heads' autograd graph

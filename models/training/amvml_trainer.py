@@ -226,12 +226,11 @@ def train_amvml(
                 optimiser = _optimiser([{"params": list(model.parameters()), "lr": config.lr}], config, optimiser_state)
             if bank is None and config.bank_weight:
                 # Every shape's current embedding: the InfoNCE term ranks each photo against the whole pool.
-                bank = shape_embeddings(model, views.grey, device)
+                bank = shape_embeddings(model, views.grey, device)[0]
             record = end_to_end_epoch(model, inputs, optimiser, scaler, bank, tsm, rng, description)
-            # Validation embeds the shapes it needs (with the prior); the bank is refreshed for the next epoch.
             shape_vectors = None
-            if bank is not None:
-                bank = shape_embeddings(model, views.grey, device)
+            if bank is not None:  # one pass refreshes the bank and gives validation its vectors
+                bank, shape_vectors = shape_embeddings(model, views.grey, device)
         record["seconds"] = time.perf_counter() - started
         _finish_epoch(model, validation or dataset, views, device, config, epoch, record, history, shape_vectors)
         _save(out_dir, model, dataset, render, config, categories, history, tsm_weights, optimiser, epoch, phase)
