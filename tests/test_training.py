@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,11 @@ from photo2cad.models import AMVMLConfig, TSMConfig
 from photo2cad.models.datasets import read_dataset
 from photo2cad.models.datasets.records import RetrievalDataset
 from photo2cad.models.evaluation.evaluate import evaluate
-from photo2cad.models.training.amvml_trainer import train_amvml
+from photo2cad.models.datasets.merge import merge_datasets
+from photo2cad.models.training import amvml_trainer
+from photo2cad.models.training.amvml_trainer import TrainingRequestError, train_amvml
 from photo2cad.models.training.config import AMVMLTrainConfig, TSMTrainConfig
+from photo2cad.models.training.epochs import EpochInputs
 from photo2cad.models.training.tsm_trainer import TexturePairs, train_tsm
 from photo2cad.models.training.views import render_views
 from photo2cad.shapes.settings import RenderSettings
@@ -164,6 +168,49 @@ def test_textured_anchors_join_the_training_photos(
     photos = len([q for q in dataset.split("train")])
     assert f"{len(dataset.shapes)} textured anchors join {photos} training photos" in caplog.text
     assert result.history[0]["loss_mask"] > 0, "anchors bring silhouettes: the mask head learns"
+
+
+def test_end_to_end_epochs_read_only_the_named_sources_while_the_warmup_reads_all(
+    photoset: tuple[Path, RetrievalDataset], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bundled recipe trains its end-to-end epochs on the real photos' source alone (not synthetic ones)."""
+    _, dataset = photoset
+    merged = merge_datasets("mixed", {"real": dataset, "synthetic": dataset})
+    read: dict[str, set[str]] = {}
+
+    def sources_read(phase: str, real_epoch: Callable[..., dict[str, float]]) -> Callable[..., dict[str, float]]:
+        def spy(model: object, inputs: EpochInputs, *args: object) -> dict[str, float]:
+            rows = torch.cat([batch["shape_row"] for batch in inputs.loader]).tolist()
+            read[phase] = {inputs.views.shape_ids[row].split("/")[0] for row in rows}
+            return real_epoch(model, inputs, *args)
+
+        return spy
+
+    monkeypatch.setattr(amvml_trainer, "warmup_epoch", sources_read("warm-up", amvml_trainer.warmup_epoch))
+    monkeypatch.setattr(amvml_trainer, "end_to_end_epoch", sources_read("end to end", amvml_trainer.end_to_end_epoch))
+    config = AMVMLTrainConfig(
+        epochs=2,
+        warmup_epochs=1,
+        batch_size=8,
+        train_views=2,
+        extra_negatives=2,
+        textured_anchors=True,
+        end_to_end_sources=("real",),
+        validate_every=0,
+    )
+    result = train_amvml(merged, tmp_path, model_config(), config, RENDER, tmp_path / "c", CPU, progress=False)
+
+    assert read == {"warm-up": {"real", "synthetic"}, "end to end": {"real"}}
+    assert np.isfinite(result.history[1]["loss_total"])
+
+
+def test_end_to_end_sources_that_the_dataset_lacks_are_refused(
+    photoset: tuple[Path, RetrievalDataset], tmp_path: Path
+) -> None:
+    _, dataset = photoset
+    config = AMVMLTrainConfig(epochs=2, warmup_epochs=1, batch_size=8, end_to_end_sources=("ikea",))
+    with pytest.raises(TrainingRequestError, match="no source ikea in folder for the end-to-end epochs"):
+        train_amvml(dataset, tmp_path, model_config(), config, RENDER, tmp_path / "c", CPU, progress=False)
 
 
 def test_textured_anchors_alone_train_without_the_photos(

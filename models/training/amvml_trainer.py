@@ -11,7 +11,7 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +188,20 @@ def train_amvml(
     loader = _training_loader(
         dataset, views, category_of_row, model_config, render, config, cache_dir, textures, progress
     )
+    end_to_end_loader = loader
+    if config.end_to_end_sources and config.epochs > config.warmup_epochs:
+        end_to_end_loader = _training_loader(
+            dataset,
+            views,
+            category_of_row,
+            model_config,
+            render,
+            config,
+            cache_dir,
+            textures,
+            progress,
+            config.end_to_end_sources,
+        )
     model, start_epoch, history, optimiser_state = _starting_point(
         out_dir, model_config, config, device, init_weights, resume
     )
@@ -227,7 +241,8 @@ def train_amvml(
             if bank is None and config.bank_weight:
                 # Every shape's current embedding: the InfoNCE term ranks each photo against the whole pool.
                 bank = shape_embeddings(model, views.grey, device)[0]
-            record = end_to_end_epoch(model, inputs, optimiser, scaler, bank, tsm, rng, description)
+            end_to_end = replace(inputs, loader=end_to_end_loader)
+            record = end_to_end_epoch(model, end_to_end, optimiser, scaler, bank, tsm, rng, description)
             shape_vectors = None
             if bank is not None:  # one pass refreshes the bank and gives validation its vectors
                 bank, shape_vectors = shape_embeddings(model, views.grey, device)
@@ -247,9 +262,19 @@ def _training_loader(
     cache_dir: Path,
     textures: TSMTextures | None,
     progress: bool,
+    sources: tuple[str, ...] = (),
 ) -> DataLoader[PhotoSample]:
-    """The train split's photos and/or the textured anchors, shuffled into batches."""
+    """The train split's photos and/or the textured anchors, shuffled into batches; with `sources`, only those of
+    shapes from these sources (a merged dataset's parts), each keeping its row of the whole pool."""
     shape_rows = {sid: i for i, sid in enumerate(views.shape_ids)}
+    if sources:
+        known = {dataset.source_of(sid) for sid in shape_rows}
+        if unknown := sorted(set(sources) - known):
+            raise TrainingRequestError(
+                f"no source {', '.join(unknown)} in {dataset.name} for the end-to-end epochs; its sources: "
+                + ", ".join(sorted(known))
+            )
+        shape_rows = {sid: row for sid, row in shape_rows.items() if dataset.source_of(sid) in sources}
     categories = dataset.categories()
     train = PhotoDataset(
         dataset.split("train"),

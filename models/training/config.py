@@ -65,6 +65,11 @@ class AMVMLTrainConfig(BaseModel):
         description="weight of a term pulling the mean embedding of a batch's real photos onto that of its anchors, "
         "so that real photos and renders do not settle in separate regions (0: off)",
     )
+    end_to_end_sources: tuple[str, ...] = Field(
+        (),
+        description="the sources (a merged dataset's part names) whose photos and anchors train the end-to-end "
+        "epochs; empty: all. The warm-up always reads every source; the pool, the bank included, stays whole",
+    )
     tsm_triplets: bool = Field(False, description="add the TSM hard triplets (needs TSM weights)")
     tsm_weight: float = Field(1.0, ge=0)
     seed: int = Field(0, description="seeds the network's start, the shuffles and the augmentation")
@@ -103,6 +108,11 @@ class BundledRecipe(BaseModel):
         "statistics kept); 0 leaves the view branch as ImageNet made it",
     )
     end_to_end_lr: float = Field(1e-5, gt=0, description="learning rate of the end-to-end epochs")
+    end_to_end_sources: tuple[str, ...] = Field(
+        ("ikea",),
+        description="AMVMLTrainConfig.end_to_end_sources: the sources whose photos and anchors the end-to-end epochs "
+        "train on (ikea: the real photos and their pool, not the demo's synthetic photos)",
+    )
     anchor_looks: tuple[Literal["own", "random", "tsm"], ...] = ("own", "random", "tsm")
     unphotographed_weight: float = Field(0.1, description="AMVMLTrainConfig.unphotographed_weight")
     photos_move_shapes: bool = Field(True, description="AMVMLTrainConfig.photos_move_shapes")

@@ -140,6 +140,7 @@ def train_bundled(
         epochs=recipe.epochs + recipe.end_to_end_epochs,
         warmup_epochs=recipe.epochs,
         lr=recipe.end_to_end_lr,
+        end_to_end_sources=recipe.end_to_end_sources,
         photo_branch_lr=recipe.photo_branch_lr,
         textured_anchors=True,
         anchor_looks=recipe.anchor_looks,
