@@ -86,6 +86,25 @@ def test_training_resumes_from_the_last_epoch(trained: Path, photoset: tuple[Pat
     assert [h["epoch"] for h in result.history] == [1, 2, 3, 4, 5, 6, 7]
 
 
+def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(
+    photoset: tuple[Path, RetrievalDataset], tmp_path: Path
+) -> None:
+    """Shuffles, augmentation and the end-to-end epochs' view and negative draws go on from the saved random state."""
+    _, dataset = photoset
+
+    def run(out: Path, epochs: int) -> Path:
+        config = AMVMLTrainConfig(
+            epochs=epochs, warmup_epochs=1, batch_size=8, train_views=2, extra_negatives=2, validate_every=0
+        )
+        return train_amvml(dataset, out, model_config(), config, RENDER, tmp_path / "c", CPU, progress=False).checkpoint
+
+    uninterrupted = load_amvml(run(tmp_path / "straight", 3))[0].state_dict()
+    run(tmp_path / "killed", 2)
+    resumed = load_amvml(run(tmp_path / "killed", 3))[0].state_dict()
+
+    assert all(torch.equal(uninterrupted[name], resumed[name]) for name in uninterrupted)
+
+
 def _changed_parts(checkpoint: Path) -> set[str]:
     """Which of enc1/enc2/enc3/heads differ from a freshly (ImageNet-)initialised network."""
     fresh = new_amvml(model_config()).state_dict()

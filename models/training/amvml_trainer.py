@@ -202,9 +202,11 @@ def train_amvml(
             progress,
             config.end_to_end_sources,
         )
-    model, start_epoch, history, optimiser_state = _starting_point(
+    model, start_epoch, history, optimiser_state, random_state = _starting_point(
         out_dir, model_config, config, device, init_weights, resume
     )
+    if random_state is not None:
+        _restore_random_state(random_state, rng)
     tsm = load_tsm(tsm_weights, device)[0].eval() if config.tsm_triplets and tsm_weights else None
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     photographed = {query.shape_id for query in dataset.split("train")} if config.train_on_photos else set()
@@ -248,7 +250,7 @@ def train_amvml(
                 bank, shape_vectors = shape_embeddings(model, views.grey, device)
         record["seconds"] = time.perf_counter() - started
         _finish_epoch(model, validation or dataset, views, device, config, epoch, record, history, shape_vectors)
-        _save(out_dir, model, dataset, render, config, categories, history, tsm_weights, optimiser, epoch, phase)
+        _save(out_dir, model, dataset, render, config, categories, history, tsm_weights, optimiser, epoch, phase, rng)
     return TrainResult(out_dir / LAST, len(history), history)
 
 
@@ -331,16 +333,16 @@ def _starting_point(
     device: torch.device,
     init_weights: Path | None,
     resume: bool,
-) -> tuple[AMVML, int, list[dict[str, float]], dict[str, Any] | None]:
-    """(model, first epoch, history so far, optimiser state): the run directory's last epoch when resuming, else
-    `init_weights` or a new ImageNet-initialised network."""
+) -> tuple[AMVML, int, list[dict[str, float]], dict[str, Any] | None, dict[str, Any] | None]:
+    """(model, first epoch, history so far, optimiser state, random state): the run directory's last epoch when
+    resuming, else `init_weights` or a new ImageNet-initialised network."""
     if init_weights is not None:
         model, _ = load_amvml(init_weights, device)
     else:
         model = new_amvml(model_config).to(device)
     history: list[dict[str, float]] = []
     start_epoch = 0
-    optimiser_state = None
+    optimiser_state = random_state = None
     state_path = out_dir / STATE
     if resume and state_path.is_file() and (out_dir / LAST).is_file():
         state = torch.load(state_path, map_location=device, weights_only=False)
@@ -348,9 +350,31 @@ def _starting_point(
         start_epoch, history = state["epoch"], state["history"]
         if _phase(start_epoch, config) == state.get("phase", "finetune"):
             optimiser_state = state["optimiser"]
+        random_state = state.get("random")  # absent from runs saved before it was kept
         log.info("resuming from epoch %d of %s", start_epoch, out_dir)
 
-    return model, start_epoch, history, optimiser_state
+    return model, start_epoch, history, optimiser_state, random_state
+
+
+def _random_state(rng: np.random.Generator) -> dict[str, Any]:
+    """Every generator the epochs draw from (shuffles, augmentation, views, negatives): kept with each epoch so that
+    a resumed run goes on exactly as an uninterrupted one would have."""
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": rng.bit_generator.state,
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_random_state(state: dict[str, Any], rng: np.random.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    rng.bit_generator.state = state["numpy"]
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _phase(epoch: int, config: AMVMLTrainConfig) -> str:
@@ -407,6 +431,7 @@ def _save(
     optimiser: torch.optim.Optimizer | None,
     epoch: int,
     phase: str,
+    rng: np.random.Generator,
 ) -> None:
     """The checkpoint (its header says how it was trained) and what resuming needs, after every epoch."""
     header = header_for(
@@ -422,6 +447,6 @@ def _save(
     )
     save_checkpoint(out_dir / LAST, model, header)
     state = {"optimiser": optimiser.state_dict() if optimiser else None, "epoch": epoch + 1, "history": history}
-    torch.save({**state, "phase": phase}, out_dir / STATE)
+    torch.save({**state, "phase": phase, "random": _random_state(rng)}, out_dir / STATE)
     (out_dir / "history.json").write_text(json.dumps(history, indent=2))
     plot_curves(history, out_dir / "loss_curve.png")
