@@ -205,6 +205,12 @@ def train_bundled_command(
     epochs: int | None = setting_option(BundledRecipe, "epochs"),
     end_to_end_epochs: int | None = setting_option(BundledRecipe, "end_to_end_epochs"),
     end_to_end_lr: float | None = setting_option(BundledRecipe, "end_to_end_lr"),
+    end_to_end_sources: str | None = typer.Option(
+        None,
+        help=setting_help(BundledRecipe, "end_to_end_sources")
+        + " Comma-separated among ikea, demo, sweethome3d; 'all' for every source.",
+        show_default=False,
+    ),
     score_bands: Path | None = typer.Option(
         None,
         help="score_bands.json of a held-out run of the recipe (--holdout models), recorded in the header of a run "
@@ -225,7 +231,17 @@ def train_bundled_command(
         raise typer.BadParameter(f"must be one of {', '.join(HOLDOUTS)}", param_hint="--holdout")
     if fold and held_out != "models":
         raise typer.BadParameter("folds hold out whole models: use it with --holdout models", param_hint="--fold")
-    recipe = BundledRecipe(**given(epochs=epochs, end_to_end_epochs=end_to_end_epochs, end_to_end_lr=end_to_end_lr))
+    sources_of_end_to_end = None
+    if end_to_end_sources is not None:
+        sources_of_end_to_end = () if end_to_end_sources == "all" else tuple(end_to_end_sources.split(","))
+    recipe = BundledRecipe(
+        **given(
+            epochs=epochs,
+            end_to_end_epochs=end_to_end_epochs,
+            end_to_end_lr=end_to_end_lr,
+            end_to_end_sources=sources_of_end_to_end,
+        )
+    )
     sources = gather_sources(ikea, work, recipe, held_out, fold=fold)
     bands = ScoreBands.model_validate_json(score_bands.read_text()) if score_bands else None
     result = train_bundled(sources, work, out, recipe, pick_device(device), held_out, score_bands=bands, fold=fold)

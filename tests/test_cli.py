@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import typer
 from typer.testing import CliRunner
 
 from photo2cad.cli import app
+from photo2cad.models.training.config import BundledRecipe
 
 runner = CliRunner()
 
@@ -125,3 +128,23 @@ def test_train_bundled_refuses_a_fold_unless_it_holds_out_models(tmp_path: Path)
 
     assert result.exit_code == 2
     assert "Invalid value for --fold: folds hold out whole models: use it with --holdout" in result.output
+
+
+@pytest.mark.parametrize(("given", "sources"), [(None, ("ikea",)), ("all", ()), ("ikea,demo", ("ikea", "demo"))])
+def test_train_bundled_names_the_sources_of_its_end_to_end_epochs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str | None, sources: tuple[str, ...]
+) -> None:
+    from photo2cad.models.training import recipe as bundled
+
+    recipes: list[BundledRecipe] = []
+
+    def gather_sources(ikea: Path, work: Path, recipe: BundledRecipe, *args: object, **kwargs: object) -> None:
+        recipes.append(recipe)
+        raise typer.Exit(0)  # the recipe is all this test needs: no data gathered, nothing trained
+
+    monkeypatch.setattr(bundled, "gather_sources", gather_sources)
+    option = [] if given is None else ["--end-to-end-sources", given]
+    result = runner.invoke(app, ["train", "bundled", str(tmp_path), *option])
+
+    assert result.exit_code == 0, result.output
+    assert recipes[0].end_to_end_sources == sources

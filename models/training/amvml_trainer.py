@@ -190,6 +190,7 @@ def train_amvml(
     )
     end_to_end_loader = loader
     if config.end_to_end_sources and config.epochs > config.warmup_epochs:
+        log.info("the end-to-end epochs read %s alone:", ", ".join(config.end_to_end_sources))
         end_to_end_loader = _training_loader(
             dataset,
             views,
