@@ -15,9 +15,9 @@ import torch.nn.functional as F
 
 from photo2cad.models import AMVMLConfig, TSMConfig
 from photo2cad.models.datasets import read_dataset
+from photo2cad.models.datasets.merge import merge_datasets
 from photo2cad.models.datasets.records import RetrievalDataset
 from photo2cad.models.evaluation.evaluate import evaluate
-from photo2cad.models.datasets.merge import merge_datasets
 from photo2cad.models.training import amvml_trainer
 from photo2cad.models.training.amvml_trainer import TrainingRequestError, train_amvml
 from photo2cad.models.training.config import AMVMLTrainConfig, TSMTrainConfig
