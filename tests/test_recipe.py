@@ -79,6 +79,7 @@ def test_merged_datasets_prefix_every_id_and_keep_splits(sweethome3d: RetrievalD
 TINY_RECIPE = BundledRecipe(
     image_size=64,
     epochs=2,
+    end_to_end_epochs=1,
     tsm_image_size=64,
     tsm_base_channels=8,
     tsm_steps=2,
@@ -98,7 +99,7 @@ def test_the_bundled_recipe_trains_on_every_source_and_records_itself(
     sweethome3d: RetrievalDataset, tmp_path: Path
 ) -> None:
     sources = tiny_sources(tmp_path, sweethome3d)
-    ikea_like, recipe = sources["ikea"], TINY_RECIPE.model_copy(update={"end_to_end_epochs": 1})
+    ikea_like, recipe = sources["ikea"], TINY_RECIPE
     result = train_bundled(sources, tmp_path / "work", tmp_path / "out", recipe, torch.device("cpu"), "photos", False)
 
     header = read_header(result.checkpoint)

