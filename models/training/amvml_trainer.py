@@ -215,6 +215,7 @@ def train_amvml(
     sources = [dataset.source_of(sid) for sid in views.shape_ids]
     source_of_row = np.array([sorted(set(sources)).index(source) for source in sources])
     inputs = EpochInputs(loader, views, category_of_row, photographed_rows, source_of_row, config, device, progress)
+    end_to_end_inputs = replace(inputs, loader=end_to_end_loader)
     bank: torch.Tensor | None = None
     pooled_views: torch.Tensor | None = None
     optimiser: torch.optim.Optimizer | None = None
@@ -244,8 +245,7 @@ def train_amvml(
             if bank is None and config.bank_weight:
                 # Every shape's current embedding: the InfoNCE term ranks each photo against the whole pool.
                 bank = shape_embeddings(model, views.grey, device)[0]
-            end_to_end = replace(inputs, loader=end_to_end_loader)
-            record = end_to_end_epoch(model, end_to_end, optimiser, scaler, bank, tsm, rng, description)
+            record = end_to_end_epoch(model, end_to_end_inputs, optimiser, scaler, bank, tsm, rng, description)
             shape_vectors = None
             if bank is not None:  # one pass refreshes the bank and gives validation its vectors
                 bank, shape_vectors = shape_embeddings(model, views.grey, device)
