@@ -30,6 +30,7 @@ from photo2cad.models.training.curves import plot_curves
 from photo2cad.models.training.epochs import EpochInputs, end_to_end_epoch, warmup_epoch
 from photo2cad.models.training.textured_anchors import (
     TexturedAnchors,
+    TexturedViews,
     TSMTextures,
     anchor_cameras,
     render_textured_views,
@@ -185,23 +186,20 @@ def train_amvml(
         [categories.index(c) if (c := dataset.shape(sid).category) in categories else -1 for sid in views.shape_ids]
     )
     textures = _tsm_textures(tsm_weights) if "tsm" in config.anchor_looks and tsm_weights else None
-    loader = _training_loader(
-        dataset, views, category_of_row, model_config, render, config, cache_dir, textures, progress
+    # Read once: with end-to-end sources named, both loaders share the renders (about 1 GB for the bundled recipe).
+    textured = (
+        render_textured_views(
+            dataset.shapes, anchor_cameras(render), cache_dir, config.anchor_looks, config.seed, textures, progress
+        )
+        if config.textured_anchors
+        else None
     )
+    loader = _training_loader(dataset, views, category_of_row, model_config, config, textured)
     end_to_end_loader = loader
     if config.end_to_end_sources and config.epochs > config.warmup_epochs:
         log.info("the end-to-end epochs read %s alone:", ", ".join(config.end_to_end_sources))
         end_to_end_loader = _training_loader(
-            dataset,
-            views,
-            category_of_row,
-            model_config,
-            render,
-            config,
-            cache_dir,
-            textures,
-            progress,
-            config.end_to_end_sources,
+            dataset, views, category_of_row, model_config, config, textured, config.end_to_end_sources
         )
     model, start_epoch, history, optimiser_state, random_state = _starting_point(
         out_dir, model_config, config, device, init_weights, resume
@@ -260,15 +258,13 @@ def _training_loader(
     views: ShapeViews,
     category_of_row: np.ndarray,
     model_config: AMVMLConfig,
-    render: RenderSettings,
     config: AMVMLTrainConfig,
-    cache_dir: Path,
-    textures: TSMTextures | None,
-    progress: bool,
+    textured: TexturedViews | None,
     sources: tuple[str, ...] = (),
 ) -> DataLoader[PhotoSample]:
-    """The train split's photos and/or the textured anchors, shuffled into batches; with `sources`, only those of
-    shapes from these sources (a merged dataset's parts), each keeping its row of the whole pool."""
+    """The train split's photos and/or the textured anchors (`textured`, when the config trains on them), shuffled
+    into batches; with `sources`, only those of shapes from these sources (a merged dataset's parts), each keeping
+    its row of the whole pool."""
     shape_rows = {sid: i for i, sid in enumerate(views.shape_ids)}
     if sources:
         known = {dataset.source_of(sid) for sid in shape_rows}
@@ -292,10 +288,7 @@ def _training_loader(
             f"{dataset.name} has no training photos (--textured-anchors --no-photos trains without)"
         )
     samples: Dataset[PhotoSample] = train
-    if config.textured_anchors:
-        textured = render_textured_views(
-            dataset.shapes, anchor_cameras(render), cache_dir, config.anchor_looks, config.seed, textures, progress
-        )
+    if textured is not None:
         anchors = TexturedAnchors(
             textured,
             shape_rows,
