@@ -261,8 +261,9 @@ def train_default_weights_command(
 ) -> None:
     """Reproduce weights/amvml-default.safetensors from a clean clone in one command (seeded): `train bundled
     --holdout models --fold 0, 1, 2` measure the score bands on photos of models no training photo shows (36 models
-    in all), then `train bundled` on every photo records them. About 90 minutes on a 2-core CPU (a GPU makes
-    the end-to-end epochs seconds); a killed run resumes where it stopped, to the same result."""
+    in all), then `train bundled` on every photo records them. About 80 minutes and 9.3 GB on a 2-core CPU (a GPU makes
+    the end-to-end epochs seconds); a killed run resumes where it stopped. On a CPU the end-to-end epochs reproduce
+    the shipped figures within a photo, not bit for bit (docs/training.md)."""
     import shutil
 
     from photo2cad.device import pick_device
