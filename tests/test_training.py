@@ -22,6 +22,7 @@ from photo2cad.models.training import amvml_trainer
 from photo2cad.models.training.amvml_trainer import TrainingRequestError, train_amvml
 from photo2cad.models.training.config import AMVMLTrainConfig, TSMTrainConfig
 from photo2cad.models.training.epochs import EpochInputs
+from photo2cad.models.training.reproducible import deterministic_algorithms
 from photo2cad.models.training.tsm_trainer import TexturePairs, train_tsm
 from photo2cad.models.training.views import render_views
 from photo2cad.shapes.settings import RenderSettings
@@ -103,6 +104,44 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(
     resumed = load_amvml(run(tmp_path / "killed", 3))[0].state_dict()
 
     assert all(torch.equal(uninterrupted[name], resumed[name]) for name in uninterrupted)
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_the_epochs_run_on_deterministic_kernels_as_the_config_says_and_the_process_setting_comes_back(
+    photoset: tuple[Path, RetrievalDataset], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deterministic: bool
+) -> None:
+    """Seeds alone left two CPU processes of the shipped recipe a few float16 steps apart (docs/training.md)."""
+    _, dataset = photoset
+    seen: list[bool] = []
+
+    def spying(epoch: Callable[..., dict[str, float]]) -> Callable[..., dict[str, float]]:
+        def run(*args: object, **kwargs: object) -> dict[str, float]:
+            seen.append(torch.are_deterministic_algorithms_enabled())
+            return epoch(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(amvml_trainer, "warmup_epoch", spying(amvml_trainer.warmup_epoch))
+    monkeypatch.setattr(amvml_trainer, "end_to_end_epoch", spying(amvml_trainer.end_to_end_epoch))
+    config = AMVMLTrainConfig(
+        epochs=2, warmup_epochs=1, batch_size=8, train_views=2, validate_every=0, deterministic=deterministic
+    )
+    before = torch.are_deterministic_algorithms_enabled()
+    train_amvml(dataset, tmp_path, model_config(), config, RENDER, tmp_path / "c", CPU, progress=False)
+
+    assert seen == [deterministic, deterministic]
+    assert torch.are_deterministic_algorithms_enabled() == before
+
+
+def test_a_callers_own_deterministic_setting_survives_a_training_block() -> None:
+    torch.use_deterministic_algorithms(True, warn_only=False)
+    try:
+        with deterministic_algorithms(False, CPU):
+            assert not torch.are_deterministic_algorithms_enabled()
+        assert torch.are_deterministic_algorithms_enabled()
+        assert not torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
 
 
 def _changed_parts(checkpoint: Path) -> set[str]:

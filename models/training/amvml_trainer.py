@@ -28,6 +28,7 @@ from photo2cad.models.evaluation.retrieval import embed_queries, rank_queries, r
 from photo2cad.models.training.config import AMVMLTrainConfig
 from photo2cad.models.training.curves import plot_curves
 from photo2cad.models.training.epochs import EpochInputs, end_to_end_epoch, warmup_epoch
+from photo2cad.models.training.reproducible import deterministic_algorithms
 from photo2cad.models.training.textured_anchors import (
     TexturedAnchors,
     TexturedViews,
@@ -217,39 +218,44 @@ def train_amvml(
     bank: torch.Tensor | None = None
     pooled_views: torch.Tensor | None = None
     optimiser: torch.optim.Optimizer | None = None
-    for epoch in range(start_epoch, config.epochs):
-        phase = _phase(epoch, config)
-        description = f"{'warm-up' if phase == 'warmup' else 'epoch'} {epoch + 1}/{config.epochs}"
-        started = time.perf_counter()
-        if phase == "warmup":
-            if pooled_views is None:
-                log.info(
-                    "warm-up: backbone frozen; caching the pooled features of %d views",
-                    views.grey.shape[0] * views.grey.shape[1],
-                )
-                pooled_views = pooled_view_features(model, views.grey, device)
-            with frozen_backbone(model, train_photo_branch=config.photo_branch_lr > 0) as trainable:
+    with deterministic_algorithms(config.deterministic, device):
+        for epoch in range(start_epoch, config.epochs):
+            phase = _phase(epoch, config)
+            description = f"{'warm-up' if phase == 'warmup' else 'epoch'} {epoch + 1}/{config.epochs}"
+            started = time.perf_counter()
+            if phase == "warmup":
+                if pooled_views is None:
+                    log.info(
+                        "warm-up: backbone frozen; caching the pooled features of %d views",
+                        views.grey.shape[0] * views.grey.shape[1],
+                    )
+                    pooled_views = pooled_view_features(model, views.grey, device)
+                with frozen_backbone(model, train_photo_branch=config.photo_branch_lr > 0) as trainable:
+                    if optimiser is None:
+                        optimiser = _optimiser(_warmup_groups(model, trainable, config), config, optimiser_state)
+                    record = warmup_epoch(model, inputs, pooled_views, optimiser, description)
+                with torch.inference_mode():
+                    model.eval()
+                    shape_vectors = model.shapes_from_pooled(pooled_views).vector.float().cpu().numpy()
+                if _phase(epoch + 1, config) != phase:
+                    optimiser, optimiser_state = None, None
+            else:
                 if optimiser is None:
-                    optimiser = _optimiser(_warmup_groups(model, trainable, config), config, optimiser_state)
-                record = warmup_epoch(model, inputs, pooled_views, optimiser, description)
-            with torch.inference_mode():
-                model.eval()
-                shape_vectors = model.shapes_from_pooled(pooled_views).vector.float().cpu().numpy()
-            if _phase(epoch + 1, config) != phase:
-                optimiser, optimiser_state = None, None
-        else:
-            if optimiser is None:
-                optimiser = _optimiser([{"params": list(model.parameters()), "lr": config.lr}], config, optimiser_state)
-            if bank is None and config.bank_weight:
-                # Every shape's current embedding: the InfoNCE term ranks each photo against the whole pool.
-                bank = shape_embeddings(model, views.grey, device)[0]
-            record = end_to_end_epoch(model, end_to_end_inputs, optimiser, scaler, bank, tsm, rng, description)
-            shape_vectors = None
-            if bank is not None:  # one pass refreshes the bank and gives validation its vectors
-                bank, shape_vectors = shape_embeddings(model, views.grey, device)
-        record["seconds"] = time.perf_counter() - started
-        _finish_epoch(model, validation or dataset, views, device, config, epoch, record, history, shape_vectors)
-        _save(out_dir, model, dataset, render, config, categories, history, tsm_weights, optimiser, epoch, phase, rng)
+                    optimiser = _optimiser(
+                        [{"params": list(model.parameters()), "lr": config.lr}], config, optimiser_state
+                    )
+                if bank is None and config.bank_weight:
+                    # Every shape's current embedding: the InfoNCE term ranks each photo against the whole pool.
+                    bank = shape_embeddings(model, views.grey, device)[0]
+                record = end_to_end_epoch(model, end_to_end_inputs, optimiser, scaler, bank, tsm, rng, description)
+                shape_vectors = None
+                if bank is not None:  # one pass refreshes the bank and gives validation its vectors
+                    bank, shape_vectors = shape_embeddings(model, views.grey, device)
+            record["seconds"] = time.perf_counter() - started
+            _finish_epoch(model, validation or dataset, views, device, config, epoch, record, history, shape_vectors)
+            _save(
+                out_dir, model, dataset, render, config, categories, history, tsm_weights, optimiser, epoch, phase, rng
+            )
     return TrainResult(out_dir / LAST, len(history), history)
 
 

@@ -73,6 +73,11 @@ class AMVMLTrainConfig(BaseModel):
     tsm_triplets: bool = Field(False, description="add the TSM hard triplets (needs TSM weights)")
     tsm_weight: float = Field(1.0, ge=0)
     seed: int = Field(0, description="seeds the network's start, the shuffles and the augmentation")
+    deterministic: bool = Field(
+        True,
+        description="deterministic kernels (PyTorch's use_deterministic_algorithms): a seed gives the same weights "
+        "on the same machine and software, at a small cost in speed",
+    )
     num_workers: int = Field(0, ge=0)
     validate_every: int = Field(1, ge=0, description="epochs between validation passes; 0 = never")
 
@@ -90,6 +95,11 @@ class TSMTrainConfig(BaseModel):
     category_weight: float = 1.0
     sample_every: int = Field(50, ge=1, description="steps between sample grids")
     seed: int = 0
+    deterministic: bool = Field(
+        True,
+        description="deterministic kernels (PyTorch's use_deterministic_algorithms): a seed gives the same weights "
+        "on the same machine and software, at a small cost in speed",
+    )
 
 
 class BundledRecipe(BaseModel):

@@ -24,6 +24,7 @@ from photo2cad.models import TextureSynthesisModule, TSMConfig
 from photo2cad.models.training.config import TSMTrainConfig
 from photo2cad.models.training.curves import plot_curves
 from photo2cad.models.training.losses import kl_divergence, lsgan_loss, masked_category_loss
+from photo2cad.models.training.reproducible import deterministic_algorithms
 from photo2cad.weights.checkpoint import header_for, load_tsm, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -107,100 +108,105 @@ def train_tsm(
         log.info("resuming TSM training from epoch %d", start_epoch)
     tsm.train()
     discriminators = (tsm.discriminator_70, tsm.discriminator_140)
-    for epoch in range(start_epoch, config.epochs):
-        sums: dict[str, float] = {}
-        count = 0
-        started = time.perf_counter()
-        for picks in _batches(pairs, config.batch_size, rng):
-            normals = _to_unit_range(pairs.normals[picks], device)
-            real = _to_unit_range(pairs.textured[picks], device)
-            labels = torch.from_numpy(pairs.categories[picks]).to(device)
-            category = labels.clamp(min=0) if model_config.num_categories else None
+    with deterministic_algorithms(config.deterministic, device):
+        for epoch in range(start_epoch, config.epochs):
+            sums: dict[str, float] = {}
+            count = 0
+            started = time.perf_counter()
+            for picks in _batches(pairs, config.batch_size, rng):
+                normals = _to_unit_range(pairs.normals[picks], device)
+                real = _to_unit_range(pairs.textured[picks], device)
+                labels = torch.from_numpy(pairs.categories[picks]).to(device)
+                category = labels.clamp(min=0) if model_config.num_categories else None
 
-            mu, logvar = tsm.encoder(real)
-            z_encoded = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-            fake_encoded = tsm.synthesize(normals, z_encoded, category)
-            z_random = tsm.sample_z(len(picks), device)
-            fake_random = tsm.synthesize(normals, z_random, category)
+                mu, logvar = tsm.encoder(real)
+                z_encoded = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+                fake_encoded = tsm.synthesize(normals, z_encoded, category)
+                z_random = tsm.sample_z(len(picks), device)
+                fake_random = tsm.synthesize(normals, z_random, category)
 
-            # Discriminators: real textures against both kinds of fake; their heads learn the category.
-            opt_d.zero_grad(set_to_none=True)
-            loss_d = torch.zeros((), device=device)
-            for disc in discriminators:
-                real_out = disc(real)
-                loss_d = loss_d + lsgan_loss(real_out.patch_logits, True)
-                loss_d = loss_d + config.category_weight * masked_category_loss(real_out.category_logits, labels)
-                for fake in (fake_encoded, fake_random):
-                    loss_d = loss_d + 0.5 * lsgan_loss(disc(fake.detach()).patch_logits, False)
-            loss_d.backward()
-            opt_d.step()
+                # Discriminators: real textures against both kinds of fake; their heads learn the category.
+                opt_d.zero_grad(set_to_none=True)
+                loss_d = torch.zeros((), device=device)
+                for disc in discriminators:
+                    real_out = disc(real)
+                    loss_d = loss_d + lsgan_loss(real_out.patch_logits, True)
+                    loss_d = loss_d + config.category_weight * masked_category_loss(real_out.category_logits, labels)
+                    for fake in (fake_encoded, fake_random):
+                        loss_d = loss_d + 0.5 * lsgan_loss(disc(fake.detach()).patch_logits, False)
+                loss_d.backward()
+                opt_d.step()
 
-            # Encoder + generator.
-            opt_g.zero_grad(set_to_none=True)
-            loss_gan = torch.zeros((), device=device)
-            loss_category = torch.zeros((), device=device)
-            for disc in discriminators:
-                for fake in (fake_encoded, fake_random):
-                    out = disc(fake)
-                    loss_gan = loss_gan + lsgan_loss(out.patch_logits, True)
-                    loss_category = loss_category + masked_category_loss(out.category_logits, labels)
-            loss_l1 = F.l1_loss(fake_encoded, real)
-            loss_kl = kl_divergence(mu, logvar)
-            total_g = (
-                loss_gan
-                + config.category_weight * loss_category
-                + config.l1_weight * loss_l1
-                + config.kl_weight * loss_kl
+                # Encoder + generator.
+                opt_g.zero_grad(set_to_none=True)
+                loss_gan = torch.zeros((), device=device)
+                loss_category = torch.zeros((), device=device)
+                for disc in discriminators:
+                    for fake in (fake_encoded, fake_random):
+                        out = disc(fake)
+                        loss_gan = loss_gan + lsgan_loss(out.patch_logits, True)
+                        loss_category = loss_category + masked_category_loss(out.category_logits, labels)
+                loss_l1 = F.l1_loss(fake_encoded, real)
+                loss_kl = kl_divergence(mu, logvar)
+                total_g = (
+                    loss_gan
+                    + config.category_weight * loss_category
+                    + config.l1_weight * loss_l1
+                    + config.kl_weight * loss_kl
+                )
+                total_g.backward(retain_graph=True)
+                # Latent regression trains the generator only (BicycleGAN): the encoder's gradients are discarded.
+                for param in tsm.encoder.parameters():
+                    param.requires_grad_(False)
+                mu_back, _ = tsm.encoder(fake_random)
+                loss_latent = F.l1_loss(mu_back, z_random)
+                (config.latent_weight * loss_latent).backward()
+                for param in tsm.encoder.parameters():
+                    param.requires_grad_(True)
+                opt_g.step()
+
+                step += 1
+                count += 1
+                values = {
+                    "d": loss_d,
+                    "gan": loss_gan,
+                    "category": loss_category,
+                    "l1": loss_l1,
+                    "kl": loss_kl,
+                    "latent": loss_latent,
+                }
+                for name, value in values.items():
+                    sums[name] = sums.get(name, 0.0) + float(value.detach())
+                if step % config.sample_every == 0:
+                    _save_grid(tsm, pairs, out_dir / "samples" / f"step-{step:06d}.png", device)
+                if max_steps is not None and step >= max_steps:
+                    break
+            record = {"epoch": epoch + 1, "step": step, "seconds": time.perf_counter() - started}
+            record.update({f"loss_{k}": v / max(count, 1) for k, v in sums.items()})
+            history.append(record)
+            log.info("TSM epoch %d: %s", epoch + 1, json.dumps({k: round(v, 4) for k, v in record.items()}))
+            _save_grid(tsm, pairs, out_dir / "samples" / f"epoch-{epoch + 1:03d}.png", device)
+            header = header_for(
+                tsm,
+                training_data=training_data,
+                notes={
+                    "train_config": config.model_dump(),
+                    "categories": list(pairs.category_names),
+                    "history": history,
+                },
             )
-            total_g.backward(retain_graph=True)
-            # Latent regression trains the generator only (BicycleGAN): the encoder's gradients are discarded.
-            for param in tsm.encoder.parameters():
-                param.requires_grad_(False)
-            mu_back, _ = tsm.encoder(fake_random)
-            loss_latent = F.l1_loss(mu_back, z_random)
-            (config.latent_weight * loss_latent).backward()
-            for param in tsm.encoder.parameters():
-                param.requires_grad_(True)
-            opt_g.step()
-
-            step += 1
-            count += 1
-            values = {
-                "d": loss_d,
-                "gan": loss_gan,
-                "category": loss_category,
-                "l1": loss_l1,
-                "kl": loss_kl,
-                "latent": loss_latent,
-            }
-            for name, value in values.items():
-                sums[name] = sums.get(name, 0.0) + float(value.detach())
-            if step % config.sample_every == 0:
-                _save_grid(tsm, pairs, out_dir / "samples" / f"step-{step:06d}.png", device)
+            save_checkpoint(out_dir / LAST, tsm, header)
+            torch.save(
+                {
+                    "opt_g": opt_g.state_dict(),
+                    "opt_d": opt_d.state_dict(),
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "history": history,
+                },
+                out_dir / STATE,
+            )
+            plot_curves(history, out_dir / "loss_curve.png")
             if max_steps is not None and step >= max_steps:
                 break
-        record = {"epoch": epoch + 1, "step": step, "seconds": time.perf_counter() - started}
-        record.update({f"loss_{k}": v / max(count, 1) for k, v in sums.items()})
-        history.append(record)
-        log.info("TSM epoch %d: %s", epoch + 1, json.dumps({k: round(v, 4) for k, v in record.items()}))
-        _save_grid(tsm, pairs, out_dir / "samples" / f"epoch-{epoch + 1:03d}.png", device)
-        header = header_for(
-            tsm,
-            training_data=training_data,
-            notes={"train_config": config.model_dump(), "categories": list(pairs.category_names), "history": history},
-        )
-        save_checkpoint(out_dir / LAST, tsm, header)
-        torch.save(
-            {
-                "opt_g": opt_g.state_dict(),
-                "opt_d": opt_d.state_dict(),
-                "epoch": epoch + 1,
-                "step": step,
-                "history": history,
-            },
-            out_dir / STATE,
-        )
-        plot_curves(history, out_dir / "loss_curve.png")
-        if max_steps is not None and step >= max_steps:
-            break
     return out_dir / LAST

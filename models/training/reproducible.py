@@ -1,0 +1,34 @@
+"""Same seed, same weights: the switches a training run needs to repeat itself bit for bit.
+
+Seeding alone is not enough on the CPU: some backward passes (an index with repeated rows, as a batch's shapes repeat
+in the memory bank) add their parts in whatever order the threads finish, so two processes of one recipe end with
+weights a few float16 steps apart. PyTorch's deterministic algorithms fix the order; where an operation has no
+deterministic form PyTorch warns (warn_only) rather than stop a run that has hours of work in it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+# cuBLAS repeats itself only with a fixed workspace (PyTorch's "Reproducibility" notes); it reads this when a
+# process first uses it, so a training command sets it before its first CUDA matrix product.
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+@contextmanager
+def deterministic_algorithms(enabled: bool, device: torch.device) -> Iterator[None]:
+    """Within the block, PyTorch picks deterministic kernels (when `enabled`); the process's earlier choice comes back
+    after it, so a library caller's own setting survives a training run."""
+    was_enabled = torch.are_deterministic_algorithms_enabled()
+    was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    if enabled and device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    torch.use_deterministic_algorithms(enabled, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was_enabled, warn_only=was_warn_only)
