@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,10 +19,11 @@ from photo2cad.models.datasets import read_dataset
 from photo2cad.models.datasets.merge import merge_datasets
 from photo2cad.models.datasets.records import RetrievalDataset
 from photo2cad.models.evaluation.evaluate import evaluate
-from photo2cad.models.training import amvml_trainer
+from photo2cad.models.training import amvml_trainer, tsm_trainer
 from photo2cad.models.training.amvml_trainer import TrainingRequestError, train_amvml
 from photo2cad.models.training.config import AMVMLTrainConfig, TSMTrainConfig
 from photo2cad.models.training.epochs import EpochInputs
+from photo2cad.models.training.losses import lsgan_loss
 from photo2cad.models.training.reproducible import deterministic_algorithms
 from photo2cad.models.training.tsm_trainer import TexturePairs, train_tsm
 from photo2cad.models.training.views import render_views
@@ -131,6 +133,33 @@ def test_the_epochs_run_on_deterministic_kernels_as_the_config_says_and_the_proc
 
     assert seen == [deterministic, deterministic]
     assert torch.are_deterministic_algorithms_enabled() == before
+
+
+def test_tsm_training_runs_on_deterministic_kernels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: set[bool] = set()
+
+    def spying_loss(*args: Any, **kwargs: Any) -> torch.Tensor:
+        seen.add(torch.are_deterministic_algorithms_enabled())
+        return lsgan_loss(*args, **kwargs)
+
+    monkeypatch.setattr(tsm_trainer, "lsgan_loss", spying_loss)
+    rng = np.random.default_rng(0)
+    pairs = TexturePairs(
+        rng.integers(0, 255, (2, 64, 64, 3), dtype=np.uint8),
+        rng.integers(0, 255, (2, 64, 64, 3), dtype=np.uint8),
+        np.array([0, 1]),
+        ("bed", "chair"),
+    )
+    train_tsm(
+        pairs,
+        tmp_path,
+        TSMConfig(num_categories=2, image_size=64, base_channels=8),
+        TSMTrainConfig(epochs=1, batch_size=2),
+        CPU,
+        "synthetic",
+    )
+
+    assert seen == {True} and not torch.are_deterministic_algorithms_enabled()
 
 
 def test_a_callers_own_deterministic_setting_survives_a_training_block() -> None:
