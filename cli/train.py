@@ -69,6 +69,7 @@ def train_amvml_command(
     domain_weight: float | None = setting_option(AMVMLTrainConfig, "domain_weight"),
     validate_every: int | None = setting_option(AMVMLTrainConfig, "validate_every"),
     seed: int | None = setting_option(AMVMLTrainConfig, "seed"),
+    deterministic: bool | None = setting_option(AMVMLTrainConfig, "deterministic", "--deterministic/--fast-kernels"),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     cache: Path = typer.Option(Path("runs/view-cache"), help=CACHE_HELP),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue from the run directory's last epoch."),
@@ -118,6 +119,7 @@ def train_amvml_command(
             domain_weight=domain_weight,
             validate_every=validate_every,
             seed=seed,
+            deterministic=deterministic,
         ),
     )
     # Normal maps for the hard triplets are rendered at the side the TSM was trained on.

@@ -148,3 +148,27 @@ def test_train_bundled_names_the_sources_of_its_end_to_end_epochs(
 
     assert result.exit_code == 0, result.output
     assert recipes[0].end_to_end_sources == sources
+
+
+@pytest.mark.parametrize(("flag", "deterministic"), [([], True), (["--fast-kernels"], False)])
+def test_train_amvml_runs_deterministic_kernels_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: list[str], deterministic: bool
+) -> None:
+    from photo2cad.models.training import amvml_trainer
+    from photo2cad.models.training.config import AMVMLTrainConfig
+    from tests.photoset import write_photo_dataset
+
+    configs: list[AMVMLTrainConfig] = []
+
+    def train_amvml(
+        dataset: object, out: Path, model: object, config: AMVMLTrainConfig, *args: object, **kw: object
+    ) -> None:
+        configs.append(config)
+        raise typer.Exit(0)  # the settings are all this test needs: nothing trained
+
+    monkeypatch.setattr(amvml_trainer, "train_amvml", train_amvml)
+    data = write_photo_dataset(tmp_path / "photos", size=32)
+    result = runner.invoke(app, ["train", "amvml", str(data), "--out", str(tmp_path / "run"), *flag])
+
+    assert result.exit_code == 0, result.output
+    assert configs[0].deterministic is deterministic
