@@ -1,8 +1,8 @@
 """Same seed, same weights: the switches a training run needs to repeat itself bit for bit.
 
-Seeding alone is not enough on the CPU: some backward passes (an index with repeated rows, as a batch's shapes repeat
-in the memory bank) add their parts in whatever order the threads finish, so two processes of one recipe end with
-weights a few float16 steps apart. PyTorch's deterministic algorithms fix the order; where an operation has no
+Seeding alone is not enough: measured on the CPU, two processes of one recipe ran the warm-up identically and ended
+the end-to-end epochs with weights a few float16 steps apart; under PyTorch's deterministic algorithms they end
+identical (docs/training.md, "Deterministic kernels"). Where an operation has no
 deterministic form PyTorch warns (warn_only) rather than stop a run that has hours of work in it.
 """
 
