@@ -49,6 +49,12 @@ echo "==> installing photo2cad[$PHOTO2CAD_EXTRAS,dev]"
 # strict: the installed package mirrors photo2cad.* (links into this tree), so mypy and tools follow the
 # package-dir mapping; re-run the installer after adding a module.
 $PIP install -q -e ".[$PHOTO2CAD_EXTRAS,dev]" --config-settings editable_mode=strict
-$PIP install -q "PyOpenGL>=3.1.7" 2>&1 | grep -v "pyrender 0.1.45 requires PyOpenGL==3.1.0" || true
+# pip reports the upgrade as a conflict with pyrender's pin, as an "ERROR" with exit status 0: expected, so those two
+# lines are dropped and one line says what happened; a failed upgrade still stops the install.
+pyopengl_log=$($PIP install -q "PyOpenGL>=3.1.7" 2>&1) || { echo "$pyopengl_log" >&2; exit 1; }
+grep -v -e "pyrender 0.1.45 requires PyOpenGL==3.1.0" -e "^ERROR: pip's dependency resolver does not" \
+  <<< "$pyopengl_log" || true
+pyopengl=$("$VENV/bin/python" -c 'import OpenGL; print(OpenGL.__version__)')
+echo "==> PyOpenGL $pyopengl installed over pyrender's 3.1.0 pin, on purpose (docs/rendering.md)"
 "$VENV/bin/photo2cad" info
 echo "==> done. Activate with: source $VENV/bin/activate"
