@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from photo2cad.models.training.amvml_trainer import TrainingRequestError, train_
 from photo2cad.models.training.config import AMVMLTrainConfig, TSMTrainConfig
 from photo2cad.models.training.epochs import EpochInputs
 from photo2cad.models.training.losses import lsgan_loss
-from photo2cad.models.training.reproducible import deterministic_algorithms
+from photo2cad.models.training.reproducible import deterministic_algorithms, pin_cublas_workspace
 from photo2cad.models.training.tsm_trainer import TexturePairs, train_tsm
 from photo2cad.models.training.views import render_views
 from photo2cad.shapes.settings import RenderSettings
@@ -165,7 +166,7 @@ def test_tsm_training_runs_on_deterministic_kernels(tmp_path: Path, monkeypatch:
 def test_a_callers_own_deterministic_setting_survives_a_training_block() -> None:
     torch.use_deterministic_algorithms(True, warn_only=False)
     try:
-        with deterministic_algorithms(False, CPU):
+        with deterministic_algorithms(False):
             assert not torch.are_deterministic_algorithms_enabled()
         assert torch.are_deterministic_algorithms_enabled()
         assert not torch.is_deterministic_algorithms_warn_only_enabled()
@@ -559,3 +560,16 @@ def test_the_end_to_end_bank_weights_unphotographed_negatives_of_real_photos_as_
         )
         assert torch.allclose(loss(bank, [True, True]), expected)
     assert not torch.allclose(loss(bank, [False, False]), loss(other, [False, False]))  # anchors rank every shape
+
+
+def test_a_deterministic_gpu_run_pins_the_cublas_workspace_unless_the_environment_names_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    pin_cublas_workspace(True, CPU)
+    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
+    pin_cublas_workspace(True, torch.device("cuda"))
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":16:8")
+    pin_cublas_workspace(True, torch.device("cuda"))
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":16:8"

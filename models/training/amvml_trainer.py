@@ -28,7 +28,7 @@ from photo2cad.models.evaluation.retrieval import embed_queries, rank_queries, r
 from photo2cad.models.training.config import AMVMLTrainConfig
 from photo2cad.models.training.curves import plot_curves
 from photo2cad.models.training.epochs import EpochInputs, end_to_end_epoch, warmup_epoch
-from photo2cad.models.training.reproducible import deterministic_algorithms
+from photo2cad.models.training.reproducible import deterministic_algorithms, pin_cublas_workspace
 from photo2cad.models.training.textured_anchors import (
     TexturedAnchors,
     TexturedViews,
@@ -176,6 +176,7 @@ def train_amvml(
     """Train on the dataset's train split, validating after each epoch on the val split of `validation` (default:
     the dataset) against its own shapes; the test split is never read here."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    pin_cublas_workspace(config.deterministic, device)
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -218,7 +219,7 @@ def train_amvml(
     bank: torch.Tensor | None = None
     pooled_views: torch.Tensor | None = None
     optimiser: torch.optim.Optimizer | None = None
-    with deterministic_algorithms(config.deterministic, device):
+    with deterministic_algorithms(config.deterministic):
         for epoch in range(start_epoch, config.epochs):
             phase = _phase(epoch, config)
             description = f"{'warm-up' if phase == 'warmup' else 'epoch'} {epoch + 1}/{config.epochs}"

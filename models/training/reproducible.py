@@ -2,8 +2,8 @@
 
 Seeding alone is not enough: measured on the CPU, two processes of one recipe ran the warm-up identically and ended
 the end-to-end epochs with weights a few float16 steps apart; under PyTorch's deterministic algorithms they end
-identical (docs/training.md, "Deterministic kernels"). Where an operation has no
-deterministic form PyTorch warns (warn_only) rather than stop a run that has hours of work in it.
+identical (docs/training.md, "Deterministic kernels"). Where an operation has no deterministic form PyTorch warns
+(warn_only) rather than stop a run that has hours of work in it.
 """
 
 from __future__ import annotations
@@ -14,19 +14,23 @@ from contextlib import contextmanager
 
 import torch
 
-# cuBLAS repeats itself only with a fixed workspace (PyTorch's "Reproducibility" notes); it reads this when a
-# process first uses it, so a training command sets it before its first CUDA matrix product.
+# cuBLAS repeats itself only with a fixed workspace (PyTorch's "Reproducibility" notes). It reads the setting when a
+# process first uses cuBLAS, so a trainer pins it before any CUDA work of its own (TSM textures run before the epochs).
 CUBLAS_WORKSPACE = ":4096:8"
 
 
+def pin_cublas_workspace(enabled: bool, device: torch.device) -> None:
+    """For a deterministic run on a GPU: the fixed cuBLAS workspace, unless the environment already names one."""
+    if enabled and device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+
+
 @contextmanager
-def deterministic_algorithms(enabled: bool, device: torch.device) -> Iterator[None]:
+def deterministic_algorithms(enabled: bool) -> Iterator[None]:
     """Within the block, PyTorch picks deterministic kernels (when `enabled`); the process's earlier choice comes back
     after it, so a library caller's own setting survives a training run."""
     was_enabled = torch.are_deterministic_algorithms_enabled()
     was_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    if enabled and device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
     torch.use_deterministic_algorithms(enabled, warn_only=True)
     try:
         yield

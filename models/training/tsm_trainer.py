@@ -24,7 +24,7 @@ from photo2cad.models import TextureSynthesisModule, TSMConfig
 from photo2cad.models.training.config import TSMTrainConfig
 from photo2cad.models.training.curves import plot_curves
 from photo2cad.models.training.losses import kl_divergence, lsgan_loss, masked_category_loss
-from photo2cad.models.training.reproducible import deterministic_algorithms
+from photo2cad.models.training.reproducible import deterministic_algorithms, pin_cublas_workspace
 from photo2cad.weights.checkpoint import header_for, load_tsm, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ def train_tsm(
     max_steps: int | None = None,
 ) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
+    pin_cublas_workspace(config.deterministic, device)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     tsm = TextureSynthesisModule(model_config).to(device)
@@ -108,7 +109,7 @@ def train_tsm(
         log.info("resuming TSM training from epoch %d", start_epoch)
     tsm.train()
     discriminators = (tsm.discriminator_70, tsm.discriminator_140)
-    with deterministic_algorithms(config.deterministic, device):
+    with deterministic_algorithms(config.deterministic):
         for epoch in range(start_epoch, config.epochs):
             sums: dict[str, float] = {}
             count = 0
