@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from photo2cad.device import place_network
 from photo2cad.models.config import AMVMLConfig
 from photo2cad.models.embedding import embed_view_sets
 from photo2cad.shapes.meshes import load_mesh, normalise
@@ -57,7 +58,7 @@ def main() -> None:
             grey = np.stack([renderer.render(mesh, size, passes=("grey",)).grey for mesh in meshes])
             print(f"  render: {len(meshes) / (time.perf_counter() - start):.1f} models/s ({VIEWS} views each)")
         model = new_amvml(AMVMLConfig(num_categories=7, backbone="efficientnet_lite0", image_size=size))
-        model = model.to(device).eval()
+        model = place_network(model, device).eval()  # as index builds run it
         shapes = np.concatenate([grey] * (args.repeat if cuda else 1))
         embed_view_sets(model, shapes[:32], device, batch_shapes=32)  # warm: kernels chosen, weights on the device
         if cuda:

@@ -122,7 +122,8 @@ def query_photo(index: Path, image: Path | None) -> bytes:
 
 
 def time_forward(weights: Path, photo: bytes, runs: int = 40) -> dict[str, float]:
-    """Median ms of AMVML.embed_photo on one preprocessed photo, as loaded and in channels_last (as served)."""
+    """Median ms of AMVML.embed_photo on one preprocessed photo, plain (NCHW) and in channels_last (as loaded and
+    served)."""
     model, _ = load_amvml(weights, "cpu")
     tensor = photo_to_tensor(Image.open(io.BytesIO(photo)), model.config.image_size).unsqueeze(0)
     figures = {}

@@ -85,8 +85,6 @@ class QueryEncoder:
             model, header = load_amvml(path, device)
         except CheckpointError as err:
             raise ServiceConfigError(str(err)) from err
-        # NHWC: oneDNN's convolutions run 10-20 % faster on it on a CPU (docs/service.md); same numbers out.
-        model = model.to(memory_format=torch.channels_last)
         return cls(model, path, sha256 or file_checksum(path), device, score_bands_of(header))
 
     @property

@@ -38,12 +38,27 @@ def saved_amvml(tmp_path: Path, small_amvml: AMVML) -> Path:
     return save_checkpoint(tmp_path / "amvml.safetensors", small_amvml, header)
 
 
-def test_round_trip_gives_the_same_embeddings(saved_amvml: Path, small_amvml: AMVML) -> None:
+def test_round_trip_gives_the_same_tensors_and_embeddings(saved_amvml: Path, small_amvml: AMVML) -> None:
     loaded, header = load_amvml(saved_amvml)
+    for name, tensor in small_amvml.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
     views = torch.rand(1, 2, 3, 224, 224)
     with torch.no_grad():
-        assert torch.equal(loaded.embed_views(views).embedding, small_amvml.embed_views(views).embedding)
+        # The loaded network computes in NHWC, the saved one in NCHW: other kernels, the same numbers up to rounding.
+        assert torch.allclose(loaded.embed_views(views).embedding, small_amvml.embed_views(views).embedding, atol=1e-5)
     assert not loaded.training
+
+
+def test_a_loaded_network_computes_in_nhwc_and_saves_the_same_file_as_in_nchw(
+    saved_amvml: Path, tmp_path: Path
+) -> None:
+    loaded, header = load_amvml(saved_amvml)
+    convolutions = [m for m in loaded.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convolutions and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convolutions)
+    saved_again = save_checkpoint(tmp_path / "again.safetensors", loaded, header)
+    assert load_file(saved_again).keys() == load_file(saved_amvml).keys()
+    for name, tensor in load_file(saved_amvml).items():
+        assert torch.equal(load_file(saved_again)[name], tensor), name
 
 
 def test_header_records_architecture_config_renderer_data_version_and_date(saved_amvml: Path) -> None:

@@ -19,6 +19,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
 from photo2cad import __version__
+from photo2cad.device import place_network
 from photo2cad.errors import Photo2CadError
 from photo2cad.files import atomic_path
 from photo2cad.models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
@@ -145,12 +146,13 @@ def _load_state(path: Path, model: nn.Module) -> None:
 
 
 def load_amvml(path: str | Path, device: torch.device | str = "cpu") -> tuple[AMVML, CheckpointHeader]:
-    """AMV-ML in eval mode on `device`, rebuilt from the header; no ImageNet weights are fetched."""
+    """AMV-ML in eval mode on `device` (in the layout `place_network` gives it), rebuilt from the header; no ImageNet
+    weights are fetched."""
     path = Path(path)
     header = read_header(path)
     model = AMVML(amvml_config(path, header))
     _load_state(path, model)
-    return model.to(device).eval(), header
+    return place_network(model, device).eval(), header
 
 
 def set_prior_weight(

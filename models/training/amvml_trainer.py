@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from photo2cad.device import place_network
 from photo2cad.errors import Photo2CadError
 from photo2cad.models import AMVML, AMVMLConfig
 from photo2cad.models.datasets.photos import PhotoDataset, PhotoSample, collate, photo_augmentation
@@ -340,7 +341,7 @@ def _starting_point(
     if init_weights is not None:
         model, _ = load_amvml(init_weights, device)
     else:
-        model = new_amvml(model_config).to(device)
+        model = place_network(new_amvml(model_config), device)
     history: list[dict[str, float]] = []
     start_epoch = 0
     optimiser_state = random_state = None
