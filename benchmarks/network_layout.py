@@ -1,10 +1,11 @@
-"""The networks' speed in NCHW (PyTorch's default) against NHWC (channels_last) on this machine.
+"""The networks' speed in NCHW (PyTorch's default), NHWC (channels_last) and NHWC folded for inference, here.
 
     .venv/bin/python benchmarks/network_layout.py
     .venv/bin/python benchmarks/network_layout.py --backbones efficientnet_lite0 resnet34 --repeats 5
 
-`photo2cad.device.place_network` puts AMV-ML in NHWC wherever it computes (training, index builds, queries); this
-prints what that buys. Per backbone, the median milliseconds of (the layouts taking turns, after one untimed pass):
+`photo2cad.device.place_network` puts AMV-ML in NHWC wherever PyTorch computes it, and inference folds its batch
+norms and paddings into the convolutions (`photo2cad.models.inference`); this prints what each buys. Per backbone,
+the median milliseconds of (the variants taking turns, after one untimed pass; the folded one cannot train):
 
 - a training step: 16 photos and 24 shapes x 4 views forward and backward (the end-to-end epoch's batch);
 - an index batch: 8 shapes x 12 views forward under inference mode;
@@ -25,6 +26,7 @@ import torch
 
 from photo2cad.device import Network
 from photo2cad.models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
+from photo2cad.models.inference import folded_for_inference
 from photo2cad.models.training.losses import lsgan_loss
 from photo2cad.weights.pretrained import new_amvml
 
@@ -45,7 +47,7 @@ def paired_medians(works: dict[str, Callable[[], None]], repeats: int) -> dict[s
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def amvml_works(model: AMVML, size: int, device: torch.device) -> dict[str, Callable[[], None]]:
+def amvml_works(model: AMVML, size: int, device: torch.device, training: bool = True) -> dict[str, Callable[[], None]]:
     photos = torch.rand(16, 3, size, size, device=device)
     views = torch.rand(24, 4, 3, size, size, device=device)
     index_views = torch.rand(8, 12, 3, size, size, device=device)
@@ -66,8 +68,8 @@ def amvml_works(model: AMVML, size: int, device: torch.device) -> dict[str, Call
 
         return run
 
-    return {
-        "training step": training_step,
+    works = {"training step": training_step} if training else {}
+    return works | {
         "index batch": inference(lambda: model.embed_views(index_views)),
         "query": inference(lambda: model.embed_photo(query)),
     }
@@ -103,12 +105,20 @@ def in_layout(model: Network, layout: str, device: torch.device) -> Network:
 
 
 def report(label: str, works: dict[str, dict[str, Callable[[], None]]], repeats: int) -> None:
-    """works: layout -> measurement -> work; prints each measurement's medians side by side."""
-    flat = {(layout, name): work for layout, named in works.items() for name, work in named.items()}
-    medians = paired_medians({f"{layout}/{name}": work for (layout, name), work in flat.items()}, repeats)
-    for name in works["NCHW"]:
-        nchw, nhwc = medians[f"NCHW/{name}"], medians[f"NHWC/{name}"]
-        print(f"{label}, {name}: NCHW {nchw:.1f} ms, NHWC {nhwc:.1f} ms ({nhwc / nchw:.2f}x)")
+    """works: variant -> measurement -> work; prints each measurement's medians side by side, with each variant's
+    ratio to the first (NCHW)."""
+    medians = paired_medians(
+        {f"{variant}/{name}": work for variant, named in works.items() for name, work in named.items()}, repeats
+    )
+    first = next(iter(works))
+    for name in works[first]:
+        base = medians[f"{first}/{name}"]
+        figures = [f"{first} {base:.1f} ms"] + [
+            f"{variant} {medians[f'{variant}/{name}']:.1f} ms ({medians[f'{variant}/{name}'] / base:.2f}x)"
+            for variant in list(works)[1:]
+            if name in works[variant]
+        ]
+        print(f"{label}, {name}: " + ", ".join(figures))
 
 
 def main() -> None:
@@ -127,6 +137,8 @@ def main() -> None:
         works = {
             layout: amvml_works(in_layout(new_amvml(config), layout, device), args.size, device) for layout in LAYOUTS
         }
+        folded = folded_for_inference(in_layout(new_amvml(config), "NHWC", device))
+        works["NHWC folded"] = amvml_works(folded, args.size, device, training=False)
         report(f"{backbone} {args.size} px", works, args.repeats)
     tsm_config = TSMConfig(image_size=128, base_channels=32, num_categories=7)
     tsm_works = {

@@ -30,7 +30,7 @@ from photo2cad.models.onnx_views import onnx_view_engine
 from photo2cad.shapes.pool import ShapeRecord
 from photo2cad.shapes.render import Renderer
 from photo2cad.shapes.settings import RenderSettings
-from photo2cad.weights.checkpoint import load_amvml
+from photo2cad.weights.checkpoint import load_amvml_for_inference
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class EmbedActor:
 
     def __init__(self, weights: str, cpu_runtime: str) -> None:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.model, _ = load_amvml(Path(weights), self.device)
+        self.model, _ = load_amvml_for_inference(Path(weights), self.device)
         self.engine = onnx_view_engine(self.model, self.device) if cpu_runtime == "onnxruntime" else None
 
     def __call__(self, batch: Batch) -> Batch:

@@ -47,7 +47,7 @@ from photo2cad.shapes.meshes import file_checksum
 from photo2cad.shapes.pool import PoolListing, ShapeRecord, scan_pool
 from photo2cad.shapes.render import Renderer
 from photo2cad.shapes.settings import RenderSettings
-from photo2cad.weights.checkpoint import load_amvml
+from photo2cad.weights.checkpoint import load_amvml_for_inference
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ def _build(
         raise BuildError(f"weights {request.weights} not found")
     request.out.mkdir(parents=True, exist_ok=True)
     device = pick_device(request.device)
-    model, header = load_amvml(request.weights, device)
+    model, header = load_amvml_for_inference(request.weights, device)
     check_model_fits_renderer(model, request.render)
     identity = BuildIdentity(
         str(request.pool.resolve()), request.render.identity(), file_checksum(request.weights), request.max_faces

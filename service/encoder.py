@@ -17,7 +17,7 @@ from photo2cad.service.errors import ServiceConfigError
 from photo2cad.shapes.meshes import file_checksum
 from photo2cad.weights.bands import ScoreBands, score_bands_of
 from photo2cad.weights.bundled import NoWeightsError, resolve_amvml
-from photo2cad.weights.checkpoint import CheckpointError, load_amvml
+from photo2cad.weights.checkpoint import CheckpointError, load_amvml_for_inference
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class QueryEncoder:
     @classmethod
     def load(cls, path: Path, device: torch.device, sha256: str | None = None) -> QueryEncoder:
         try:
-            model, header = load_amvml(path, device)
+            model, header = load_amvml_for_inference(path, device)
         except CheckpointError as err:
             raise ServiceConfigError(str(err)) from err
         return cls(model, path, sha256 or file_checksum(path), device, score_bands_of(header))

@@ -24,6 +24,7 @@ from photo2cad.errors import Photo2CadError
 from photo2cad.files import atomic_path
 from photo2cad.models import AMVML, AMVMLConfig, TextureSynthesisModule, TSMConfig
 from photo2cad.models.amvml import probe_width
+from photo2cad.models.inference import folded_for_inference
 
 FORMAT_VERSION = 1
 HEADER_KEY = "photo2cad"
@@ -153,6 +154,13 @@ def load_amvml(path: str | Path, device: torch.device | str = "cpu") -> tuple[AM
     model = AMVML(amvml_config(path, header))
     _load_state(path, model)
     return place_network(model, device).eval(), header
+
+
+def load_amvml_for_inference(path: str | Path, device: torch.device | str = "cpu") -> tuple[AMVML, CheckpointHeader]:
+    """`load_amvml`'s network with its batch norms and paddings folded into the convolutions (models/inference.py):
+    the same vectors up to float rounding, a batch of views in about half the time on a CPU; it cannot train."""
+    model, header = load_amvml(path, device)
+    return folded_for_inference(model), header
 
 
 def set_prior_weight(

@@ -21,7 +21,7 @@ from photo2cad.models.datasets.records import QueryRecord, RetrievalDataset
 from photo2cad.models.evaluation.geometry import geometric_score, surface_points
 from photo2cad.models.evaluation.retrieval import embed_queries, rank_queries, retrieval_metrics
 from photo2cad.shapes.settings import render_settings_for
-from photo2cad.weights.checkpoint import load_amvml
+from photo2cad.weights.checkpoint import load_amvml_for_inference
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def evaluate(
     if within_category is None:
         within_category = dataset.rank_within_category
     out_dir.mkdir(parents=True, exist_ok=True)
-    model, header = load_amvml(weights, device)
+    model, header = load_amvml_for_inference(weights, device)
     index = ensure_index(
         BuildRequest(
             pool=dataset.pool_folder(),

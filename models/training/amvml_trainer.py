@@ -26,6 +26,7 @@ from photo2cad.models.datasets.photos import PhotoDataset, PhotoSample, collate,
 from photo2cad.models.datasets.records import QueryRecord, RetrievalDataset
 from photo2cad.models.embedding import embed_view_sets, pooled_view_features, shape_embeddings
 from photo2cad.models.evaluation.retrieval import embed_queries, rank_queries, retrieval_metrics
+from photo2cad.models.inference import folded_for_inference
 from photo2cad.models.training.config import AMVMLTrainConfig
 from photo2cad.models.training.curves import plot_curves
 from photo2cad.models.training.epochs import EpochInputs, end_to_end_epoch, warmup_epoch
@@ -231,7 +232,7 @@ def train_amvml(
                         "warm-up: backbone frozen; caching the pooled features of %d views",
                         views.grey.shape[0] * views.grey.shape[1],
                     )
-                    pooled_views = pooled_view_features(model, views.grey, device)
+                    pooled_views = pooled_view_features(folded_for_inference(model), views.grey, device)
                 with frozen_backbone(model, train_photo_branch=config.photo_branch_lr > 0) as trainable:
                     if optimiser is None:
                         optimiser = _optimiser(_warmup_groups(model, trainable, config), config, optimiser_state)
@@ -248,11 +249,11 @@ def train_amvml(
                     )
                 if bank is None and config.bank_weight:
                     # Every shape's current embedding: the InfoNCE term ranks each photo against the whole pool.
-                    bank = shape_embeddings(model, views.grey, device)[0]
+                    bank = shape_embeddings(folded_for_inference(model), views.grey, device)[0]
                 record = end_to_end_epoch(model, end_to_end_inputs, optimiser, scaler, bank, tsm, rng, description)
                 shape_vectors = None
                 if bank is not None:  # one pass refreshes the bank and gives validation its vectors
-                    bank, shape_vectors = shape_embeddings(model, views.grey, device)
+                    bank, shape_vectors = shape_embeddings(folded_for_inference(model), views.grey, device)
             record["seconds"] = time.perf_counter() - started
             _finish_epoch(model, validation or dataset, views, device, config, epoch, record, history, shape_vectors)
             _save(
