@@ -263,10 +263,11 @@ def train_default_weights_command(
 ) -> None:
     """Reproduce weights/amvml-default.safetensors from a clean clone in one command (seeded): `train bundled --holdout
     models --fold 0, 1, 2` measure the score bands on photos of models no training photo shows (36 models in all), then
-    `train bundled` on every photo records them. About 80 minutes and 9.3 GB on a 2-core CPU (a slower 2-core CPU
-    trained the TSM three times slower; a GPU makes the end-to-end epochs seconds); a killed run resumes where it
-    stopped. The epochs run on deterministic kernels (two processes of one end-to-end epoch gave identical weights); the
-    shipped file predates them, so the output differs from it in float16 steps (docs/training.md)."""
+    `train bundled` on every photo records them. About 80 minutes and 9.3 GB on a 2-core CPU, measured before the
+    AMV-ML epochs ran in NHWC, which takes a third off them (a slower 2-core CPU trained the TSM three times slower; a
+    GPU makes the end-to-end epochs seconds); a killed run resumes where it stopped. The epochs run on deterministic
+    kernels (two processes of one end-to-end epoch gave identical weights); the shipped file predates them and NHWC,
+    so the output differs from it in float16 steps (docs/training.md)."""
     import shutil
 
     from photo2cad.device import pick_device
