@@ -27,12 +27,13 @@ _BLOCK_PAIRS = {
 }
 
 
-def folded_for_inference(model: AMVML) -> AMVML:
+def folded_for_inference(model: AMVML, keep_original: bool = True) -> AMVML:
     """A copy of `model` in eval mode with every batch norm folded into its convolution and every symmetric static
     padding into the convolution's own; on `model`'s device, in the layout `place_network` gives. `model` is
-    untouched."""
+    untouched, unless `keep_original` is False: then `model` itself is folded, which saves a copy's memory where
+    nothing else holds it (a network just loaded for inference)."""
     device = next(model.parameters()).device
-    folded = copy.deepcopy(model).eval()
+    folded = (copy.deepcopy(model) if keep_original else model).eval()
     for module in list(folded.modules()):
         pairs = list(_BLOCK_PAIRS.get(type(module).__name__, ()))
         if isinstance(module, nn.Sequential):

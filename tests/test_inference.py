@@ -66,6 +66,17 @@ def test_the_network_folded_from_is_left_as_it_was(network: AMVML) -> None:
     network.eval()
 
 
+def test_a_network_nobody_else_holds_can_be_folded_itself() -> None:
+    network = _with_trained_statistics(AMVML(AMVMLConfig(backbone="efficientnet_lite0", pretrained=False)))
+    views = torch.rand(1, 2, 3, 64, 64)
+    with torch.inference_mode():
+        before = network.embed_views(views).vector
+        folded = folded_for_inference(network, keep_original=False)
+        assert folded is network
+        assert torch.allclose(folded.embed_views(views).vector, before, atol=1e-5)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in network.modules())
+
+
 def test_inference_loading_folds_the_checkpoint(tmp_path: Path) -> None:
     model = _with_trained_statistics(AMVML(AMVMLConfig(backbone="efficientnet_lite0", pretrained=False)))
     path = save_checkpoint(tmp_path / "amvml.safetensors", model, header_for(model))

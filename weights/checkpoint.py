@@ -160,7 +160,7 @@ def load_amvml_for_inference(path: str | Path, device: torch.device | str = "cpu
     """`load_amvml`'s network with its batch norms and paddings folded into the convolutions (models/inference.py):
     the same vectors up to float rounding, a batch of views in about half the time on a CPU; it cannot train."""
     model, header = load_amvml(path, device)
-    return folded_for_inference(model), header
+    return folded_for_inference(model, keep_original=False), header
 
 
 def set_prior_weight(
