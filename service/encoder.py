@@ -105,7 +105,7 @@ class QueryEncoder:
         for rows in (without_mask, with_mask):
             if not rows:
                 continue
-            photos = torch.stack([inputs[i].photo for i in rows]).contiguous(memory_format=torch.channels_last)
+            photos = torch.stack([inputs[i].photo for i in rows])  # the network's layout is place_network's
             masks = torch.stack([inputs[i].mask for i in rows]) if rows is with_mask else None  # type: ignore[misc]
             vectors = embed_photos(self.model, photos, self.device, masks).vectors
             for row, vector in zip(rows, vectors, strict=True):
