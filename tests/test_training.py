@@ -409,6 +409,21 @@ def test_tsm_training_saves_sample_grids_and_a_loadable_checkpoint(tmp_path: Pat
     assert "epoch-002.png" in grids and "step-000002.png" in grids
 
 
+def test_tsm_training_shows_a_bar_of_the_steps_it_will_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    pairs = TexturePairs(
+        rng.integers(0, 255, (6, 64, 64, 3), dtype=np.uint8),
+        rng.integers(0, 255, (6, 64, 64, 3), dtype=np.uint8),
+        np.array([0, 1, 0, 1, 0, 1]),
+        ("bed", "chair"),
+    )
+    config = TSMConfig(num_categories=2, image_size=64, base_channels=8)
+    train_tsm(pairs, tmp_path, config, TSMTrainConfig(epochs=3, batch_size=2), CPU, "synthetic", max_steps=4)
+    bar = capsys.readouterr().err
+    assert "TSM steps" in bar and "4/4" in bar  # 3 epochs of 3 steps, cut at 4: the bar counts what will run
+    assert torch.load(tmp_path / tsm_trainer.STATE, weights_only=False)["step"] == 4
+
+
 def test_hard_triplets_train_with_a_tsm(photoset: tuple[Path, RetrievalDataset], tmp_path: Path) -> None:
     from photo2cad.models import TextureSynthesisModule
 

@@ -281,6 +281,7 @@ def _train_texture_synthesis(
         device,
         training_data="bundled recipe: textured shapes of ikea and demo",
         max_steps=recipe.tsm_steps,
+        progress=progress,
     )
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from tqdm import tqdm
 
 from photo2cad.models import TextureSynthesisModule, TSMConfig
 from photo2cad.models.training.config import TSMTrainConfig
@@ -83,6 +84,7 @@ def train_tsm(
     training_data: str,
     resume: bool = True,
     max_steps: int | None = None,
+    progress: bool = True,
 ) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     pin_cublas_workspace(config.deterministic, device)
@@ -109,7 +111,12 @@ def train_tsm(
         log.info("resuming TSM training from epoch %d", start_epoch)
     tsm.train()
     discriminators = (tsm.discriminator_70, tsm.discriminator_140)
-    with deterministic_algorithms(config.deterministic):
+    # One bar for the whole run: an epoch of the bundled recipe is hundreds of steps (20 minutes on a slow 2-core CPU).
+    total_steps = config.epochs * (len(pairs) // config.batch_size)
+    if max_steps is not None:
+        total_steps = min(total_steps, max_steps)
+    bar = tqdm(total=total_steps, initial=min(step, total_steps), desc="TSM steps", unit="step", disable=not progress)
+    with bar, deterministic_algorithms(config.deterministic):
         for epoch in range(start_epoch, config.epochs):
             sums: dict[str, float] = {}
             count = 0
@@ -178,6 +185,8 @@ def train_tsm(
                 }
                 for name, value in values.items():
                     sums[name] = sums.get(name, 0.0) + float(value.detach())
+                bar.update()
+                bar.set_postfix(epoch=epoch + 1, l1=round(sums["l1"] / count, 4), refresh=False)
                 if step % config.sample_every == 0:
                     _save_grid(tsm, pairs, out_dir / "samples" / f"step-{step:06d}.png", device)
                 if max_steps is not None and step >= max_steps:
