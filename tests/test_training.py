@@ -37,6 +37,15 @@ CPU = torch.device("cpu")
 RENDER = RenderSettings(num_views=4, embed_size=SIZE, synth_size=SIZE)
 
 
+def _random_texture_pairs(labels: list[int], names: tuple[str, ...]) -> TexturePairs:
+    """Noise images at 64 px, one pair for each label: what the TSM trainer's loop needs, nothing it learns from."""
+    rng = np.random.default_rng(0)
+    shape = (len(labels), SIZE, SIZE, 3)
+    normals = rng.integers(0, 255, shape, dtype=np.uint8)
+    textured = rng.integers(0, 255, shape, dtype=np.uint8)
+    return TexturePairs(normals, textured, np.array(labels), names)
+
+
 def model_config(**overrides: object) -> AMVMLConfig:
     values: dict[str, object] = {
         "backbone": "efficientnet_lite0",
@@ -144,13 +153,7 @@ def test_tsm_training_runs_on_deterministic_kernels(tmp_path: Path, monkeypatch:
         return lsgan_loss(*args, **kwargs)
 
     monkeypatch.setattr(tsm_trainer, "lsgan_loss", spying_loss)
-    rng = np.random.default_rng(0)
-    pairs = TexturePairs(
-        rng.integers(0, 255, (2, 64, 64, 3), dtype=np.uint8),
-        rng.integers(0, 255, (2, 64, 64, 3), dtype=np.uint8),
-        np.array([0, 1]),
-        ("bed", "chair"),
-    )
+    pairs = _random_texture_pairs([0, 1], ("bed", "chair"))
     train_tsm(
         pairs,
         tmp_path,
@@ -394,13 +397,7 @@ def test_eval_reuses_an_index_built_with_the_same_weights(
 
 
 def test_tsm_training_saves_sample_grids_and_a_loadable_checkpoint(tmp_path: Path) -> None:
-    rng = np.random.default_rng(0)
-    pairs = TexturePairs(
-        rng.integers(0, 255, (6, 64, 64, 3), dtype=np.uint8),
-        rng.integers(0, 255, (6, 64, 64, 3), dtype=np.uint8),
-        np.array([0, 1, 2, 3, 0, -1]),
-        ("bed", "chair", "sofa", "table"),
-    )
+    pairs = _random_texture_pairs([0, 1, 2, 3, 0, -1], ("bed", "chair", "sofa", "table"))
     config = TSMConfig(num_categories=4, image_size=64, base_channels=8)
     path = train_tsm(pairs, tmp_path, config, TSMTrainConfig(epochs=2, batch_size=2, sample_every=2), CPU, "synthetic")
     tsm, header = load_tsm(path)
@@ -410,13 +407,7 @@ def test_tsm_training_saves_sample_grids_and_a_loadable_checkpoint(tmp_path: Pat
 
 
 def test_tsm_training_shows_a_bar_of_the_steps_it_will_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rng = np.random.default_rng(0)
-    pairs = TexturePairs(
-        rng.integers(0, 255, (6, 64, 64, 3), dtype=np.uint8),
-        rng.integers(0, 255, (6, 64, 64, 3), dtype=np.uint8),
-        np.array([0, 1, 0, 1, 0, 1]),
-        ("bed", "chair"),
-    )
+    pairs = _random_texture_pairs([0, 1, 0, 1, 0, 1], ("bed", "chair"))
     config = TSMConfig(num_categories=2, image_size=64, base_channels=8)
     train_tsm(pairs, tmp_path, config, TSMTrainConfig(epochs=3, batch_size=2), CPU, "synthetic", max_steps=4)
     bar = capsys.readouterr().err
