@@ -25,6 +25,7 @@ from photo2cad.models.datasets.sweethome3d import CATEGORY_OF_MODEL, extract_swe
 from photo2cad.models.evaluation.bands import FirstResults, first_results, measure_bands
 from photo2cad.models.training.config import BundledRecipe
 from photo2cad.models.training.recipe import reproduce_default_weights, train_bundled
+from photo2cad.models.training.reproducible import training_machine
 from photo2cad.weights.bands import score_bands_of
 from photo2cad.weights.bundled import DEFAULT_AMVML, resolve_amvml
 from photo2cad.weights.checkpoint import read_header
@@ -104,6 +105,7 @@ def test_the_bundled_recipe_trains_on_every_source_and_records_itself(
 
     header = read_header(result.checkpoint)
     assert header.notes["recipe"] == recipe.model_dump(mode="json") and header.notes["holdout"] == "photos"
+    assert header.notes["machine"] == training_machine(torch.device("cpu"))  # what its bits repeat on
     assert set(header.notes["sources"]) == {"ikea", "demo", "sweethome3d"}
     assert all(name in header.training_data for name in ("ikea", "demo", "sweethome3d"))
     assert header.renderer is not None and header.renderer["framing"] == "object"

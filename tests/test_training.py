@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import platform
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,12 @@ from photo2cad.models.training.amvml_trainer import TrainingRequestError, train_
 from photo2cad.models.training.config import AMVMLTrainConfig, TSMTrainConfig
 from photo2cad.models.training.epochs import EpochInputs
 from photo2cad.models.training.losses import lsgan_loss
-from photo2cad.models.training.reproducible import deterministic_algorithms, pin_cublas_workspace
+from photo2cad.models.training.reproducible import (
+    cpu_name,
+    deterministic_algorithms,
+    pin_cublas_workspace,
+    training_machine,
+)
 from photo2cad.models.training.tsm_trainer import TexturePairs, train_tsm
 from photo2cad.models.training.views import render_views
 from photo2cad.shapes.settings import RenderSettings
@@ -164,6 +170,20 @@ def test_tsm_training_runs_on_deterministic_kernels(tmp_path: Path, monkeypatch:
     )
 
     assert seen == {True} and not torch.are_deterministic_algorithms_enabled()
+
+
+def test_the_recorded_machine_names_the_processor_with_its_family_and_model(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    block = "processor\t: {n}\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n"
+    cpuinfo.write_text(block.format(n=0) + "\n" + block.format(n=1).replace("17", "99"))
+    assert cpu_name(cpuinfo) == "AMD EPYC (family 25, model 17)"  # the first processor's block
+    machine = training_machine(CPU)
+    assert machine["cpu_kernels"] == torch.backends.cpu.get_cpu_capability() and machine["device"] == "cpu"
+    assert machine["torch"] == torch.__version__ and "gpu" not in machine
+
+
+def test_without_cpuinfo_the_recorded_processor_is_what_the_platform_knows(tmp_path: Path) -> None:
+    assert cpu_name(tmp_path / "absent") == (platform.processor() or platform.machine() or "unknown")
 
 
 def test_a_callers_own_deterministic_setting_survives_a_training_block() -> None:
@@ -402,6 +422,7 @@ def test_tsm_training_saves_sample_grids_and_a_loadable_checkpoint(tmp_path: Pat
     path = train_tsm(pairs, tmp_path, config, TSMTrainConfig(epochs=2, batch_size=2, sample_every=2), CPU, "synthetic")
     tsm, header = load_tsm(path)
     assert tsm.config == config and header.notes["categories"] == ["bed", "chair", "sofa", "table"]
+    assert header.notes["machine"] == training_machine(CPU)  # bits repeat only on the same kind of machine
     grids = sorted(p.name for p in (tmp_path / "samples").iterdir())
     assert "epoch-002.png" in grids and "step-000002.png" in grids
 

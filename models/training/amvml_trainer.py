@@ -30,7 +30,7 @@ from photo2cad.models.inference import folded_for_inference
 from photo2cad.models.training.config import AMVMLTrainConfig
 from photo2cad.models.training.curves import plot_curves
 from photo2cad.models.training.epochs import EpochInputs, end_to_end_epoch, warmup_epoch
-from photo2cad.models.training.reproducible import deterministic_algorithms, pin_cublas_workspace
+from photo2cad.models.training.reproducible import deterministic_algorithms, pin_cublas_workspace, training_machine
 from photo2cad.models.training.textured_anchors import (
     TexturedAnchors,
     TexturedViews,
@@ -257,7 +257,19 @@ def train_amvml(
             record["seconds"] = time.perf_counter() - started
             _finish_epoch(model, validation or dataset, views, device, config, epoch, record, history, shape_vectors)
             _save(
-                out_dir, model, dataset, render, config, categories, history, tsm_weights, optimiser, epoch, phase, rng
+                out_dir,
+                model,
+                dataset,
+                render,
+                config,
+                categories,
+                history,
+                tsm_weights,
+                optimiser,
+                epoch,
+                phase,
+                rng,
+                device,
             )
     return TrainResult(out_dir / LAST, len(history), history)
 
@@ -435,8 +447,10 @@ def _save(
     epoch: int,
     phase: str,
     rng: np.random.Generator,
+    device: torch.device,
 ) -> None:
-    """The checkpoint (its header says how it was trained) and what resuming needs, after every epoch."""
+    """The checkpoint (its header says how it was trained, and on what machine) and what resuming needs, after every
+    epoch."""
     header = header_for(
         model,
         training_data=dataset.name,
@@ -446,6 +460,7 @@ def _save(
             "categories": list(categories),
             "history": history,
             "tsm_weights": str(tsm_weights) if tsm_weights else None,
+            "machine": training_machine(device),
         },
     )
     save_checkpoint(out_dir / LAST, model, header)

@@ -9,8 +9,10 @@ identical (docs/training.md, "Deterministic kernels"). Where an operation has no
 from __future__ import annotations
 
 import os
+import platform
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 
@@ -36,3 +38,34 @@ def deterministic_algorithms(enabled: bool) -> Iterator[None]:
         yield
     finally:
         torch.use_deterministic_algorithms(was_enabled, warn_only=was_warn_only)
+
+
+def training_machine(device: torch.device) -> dict[str, str | int]:
+    """What a checkpoint's header records of the machine that trained it: a seeded run repeats its bits only on the
+    same kind of processor and PyTorch build (the vector kernels PyTorch picks, AVX2 or AVX-512, round differently)."""
+    machine: dict[str, str | int] = {
+        "cpu": cpu_name(),
+        "cpu_kernels": torch.backends.cpu.get_cpu_capability(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": device.type,
+    }
+    if device.type == "cuda":
+        machine["gpu"] = torch.cuda.get_device_name(device)
+    return machine
+
+
+def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The processor's model name with its family and model numbers where Linux tells them (a virtual machine's name
+    is often just the vendor's brand), else what the platform module knows."""
+    fields: dict[str, str] = {}
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if not key.strip() and fields:
+                break  # the first processor's block is enough
+            fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or platform.processor() or platform.machine() or "unknown"
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return name

@@ -25,7 +25,7 @@ from photo2cad.models import TextureSynthesisModule, TSMConfig
 from photo2cad.models.training.config import TSMTrainConfig
 from photo2cad.models.training.curves import plot_curves
 from photo2cad.models.training.losses import kl_divergence, lsgan_loss, masked_category_loss
-from photo2cad.models.training.reproducible import deterministic_algorithms, pin_cublas_workspace
+from photo2cad.models.training.reproducible import deterministic_algorithms, pin_cublas_workspace, training_machine
 from photo2cad.weights.checkpoint import header_for, load_tsm, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -203,6 +203,7 @@ def train_tsm(
                     "train_config": config.model_dump(),
                     "categories": list(pairs.category_names),
                     "history": history,
+                    "machine": training_machine(device),
                 },
             )
             save_checkpoint(out_dir / LAST, tsm, header)
