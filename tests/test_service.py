@@ -146,6 +146,19 @@ def test_a_request_without_photo_is_422_naming_the_field(client: TestClient) -> 
     assert status == 422 and "'photo'" in detail and "Field required" in detail
 
 
+@pytest.mark.parametrize("path", ["/retrieve", "/retrieve/batch"])
+def test_an_option_in_the_url_is_422_naming_the_form_field_it_belongs_in(client: TestClient, path: str) -> None:
+    # Ignored, `?top_k=2` would answer the default ten shapes as if it had been read.
+    files = {"photo" if path == "/retrieve" else "photos": ("p.png", image_bytes((64, 64), "PNG"), "image/png")}
+    response = client.post(f"{path}?top_k=2&colour=red", files=files)
+    assert response.status_code == 422
+    problems = {(tuple(item["loc"]), item["msg"]) for item in response.json()["detail"]}
+    assert problems == {
+        (("query", "top_k"), "not a URL parameter: send top_k as a form field"),
+        (("query", "colour"), "Extra inputs are not permitted (the options are form fields)"),
+    }
+
+
 def test_an_empty_request_body_is_422_naming_the_photo(client: TestClient) -> None:
     status, detail = refusal(client.post("/retrieve", content=b""))
     assert status == 422 and "'photo'" in detail and "Field required" in detail

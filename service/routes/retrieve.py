@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 
 from photo2cad.service.errors import BadImage, ServiceError, status_for
 from photo2cad.service.images import Box
@@ -23,7 +24,27 @@ from photo2cad.service.schemas import (
 from photo2cad.service.security import require_api_key
 from photo2cad.service.state import ServiceState, service_state
 
-router = APIRouter(tags=["retrieval"], dependencies=[Depends(require_api_key)])
+
+def refuse_url_parameters(request: Request) -> None:
+    """The retrieval options are form fields. FastAPI ignores a URL parameter nobody declared, so `?top_k=3` would
+    silently return the default ten: refuse it as the form refuses an unknown field, naming where it belongs."""
+    if not request.query_params:
+        return
+    form_fields = set(RetrieveForm.model_fields) | set(RetrieveBatchForm.model_fields)
+    problems = [
+        {
+            "type": "extra_forbidden",
+            "loc": ("query", name),
+            "msg": f"not a URL parameter: send {name} as a form field"
+            if name in form_fields
+            else "Extra inputs are not permitted (the options are form fields)",
+        }
+        for name in request.query_params
+    ]
+    raise RequestValidationError(problems)
+
+
+router = APIRouter(tags=["retrieval"], dependencies=[Depends(require_api_key), Depends(refuse_url_parameters)])
 
 
 def chosen_file(upload: UploadFile | None) -> UploadFile | None:
