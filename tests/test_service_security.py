@@ -97,6 +97,8 @@ def test_with_an_api_key_the_shapes_need_it(keyed_client: TestClient, path: str)
 def test_with_an_api_key_retrieval_needs_it(keyed_client: TestClient, served_index: ServedIndex) -> None:
     photo = rendered_photo(served_index.root)
     assert post_photo(keyed_client, photo).status_code == 401
+    # The key is asked before anything else is judged: a keyless client learns nothing of the options.
+    assert keyed_client.post("/retrieve?top_k=2", files={"photo": ("p.jpg", photo, "image/jpeg")}).status_code == 401
     keyed = keyed_client.post(
         "/retrieve", files={"photo": ("p.jpg", photo, "image/jpeg")}, headers={"X-API-Key": API_KEY}
     )
