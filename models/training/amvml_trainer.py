@@ -179,6 +179,7 @@ def train_amvml(
     the dataset) against its own shapes; the test split is never read here."""
     out_dir.mkdir(parents=True, exist_ok=True)
     pin_cublas_workspace(config.deterministic, device)
+    machine = training_machine(device)  # every epoch's header records it; it does not change within a run
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -269,7 +270,7 @@ def train_amvml(
                 epoch,
                 phase,
                 rng,
-                device,
+                machine,
             )
     return TrainResult(out_dir / LAST, len(history), history)
 
@@ -447,7 +448,7 @@ def _save(
     epoch: int,
     phase: str,
     rng: np.random.Generator,
-    device: torch.device,
+    machine: dict[str, str | int],
 ) -> None:
     """The checkpoint (its header says how it was trained, and on what machine) and what resuming needs, after every
     epoch."""
@@ -460,7 +461,7 @@ def _save(
             "categories": list(categories),
             "history": history,
             "tsm_weights": str(tsm_weights) if tsm_weights else None,
-            "machine": training_machine(device),
+            "machine": machine,
         },
     )
     save_checkpoint(out_dir / LAST, model, header)

@@ -88,6 +88,7 @@ def train_tsm(
 ) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     pin_cublas_workspace(config.deterministic, device)
+    machine = training_machine(device)  # every epoch's header records it; it does not change within a run
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     tsm = TextureSynthesisModule(model_config).to(device)
@@ -203,7 +204,7 @@ def train_tsm(
                     "train_config": config.model_dump(),
                     "categories": list(pairs.category_names),
                     "history": history,
-                    "machine": training_machine(device),
+                    "machine": machine,
                 },
             )
             save_checkpoint(out_dir / LAST, tsm, header)
