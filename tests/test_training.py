@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,32 @@ def test_tsm_training_runs_on_deterministic_kernels(tmp_path: Path, monkeypatch:
     assert seen == {True} and not torch.are_deterministic_algorithms_enabled()
 
 
+def test_both_trainers_keep_the_heap_for_reuse_during_their_epochs(
+    photoset: tuple[Path, RetrievalDataset], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large activations stay in glibc's heap between steps instead of being mapped and faulted in anew (heap.py)."""
+    _, dataset = photoset
+    entered: list[str] = []
+
+    def recording(trainer: str) -> Callable[[], contextlib.AbstractContextManager[None]]:
+        @contextlib.contextmanager
+        def kept() -> Iterator[None]:
+            entered.append(trainer)
+            yield
+
+        return kept
+
+    monkeypatch.setattr(amvml_trainer, "heap_kept_for_reuse", recording("amvml"))
+    monkeypatch.setattr(tsm_trainer, "heap_kept_for_reuse", recording("tsm"))
+    config = AMVMLTrainConfig(epochs=1, warmup_epochs=1, batch_size=8, validate_every=0)
+    train_amvml(dataset, tmp_path / "amvml", model_config(), config, RENDER, tmp_path / "c", CPU, progress=False)
+    tsm = TSMConfig(num_categories=2, image_size=64, base_channels=8)
+    pairs = _random_texture_pairs([0, 1], ("bed", "chair"))
+    train_tsm(pairs, tmp_path / "tsm", tsm, TSMTrainConfig(epochs=1, batch_size=2), CPU, "synthetic")
+
+    assert entered == ["amvml", "tsm"]
+
+
 def test_the_recorded_machine_names_the_processor_with_its_family_and_model(tmp_path: Path) -> None:
     cpuinfo = tmp_path / "cpuinfo"
     block = "processor\t: {n}\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n"
@@ -191,10 +218,46 @@ def test_a_callers_own_deterministic_setting_survives_a_training_block() -> None
     try:
         with deterministic_algorithms(False):
             assert not torch.are_deterministic_algorithms_enabled()
+            assert not torch.utils.deterministic.fill_uninitialized_memory  # type: ignore[attr-defined]
         assert torch.are_deterministic_algorithms_enabled()
         assert not torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.utils.deterministic.fill_uninitialized_memory  # type: ignore[attr-defined]
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_deterministic_runs_skip_filling_new_memory_and_train_the_same_weights_as_with_it(
+    photoset: tuple[Path, RetrievalDataset], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PyTorch's deterministic mode writes NaN into every new tensor unless told not to; no kernel of ours reads memory
+    before writing it, so the filling (most of an end-to-end step's time on a CPU) changes no bit of the weights."""
+    _, dataset = photoset
+    config = AMVMLTrainConfig(epochs=2, warmup_epochs=1, batch_size=8, train_views=2, validate_every=0)
+    filling: set[bool] = set()
+    real_epoch = amvml_trainer.end_to_end_epoch
+
+    def spy(*args: Any) -> dict[str, float]:
+        filling.add(torch.utils.deterministic.fill_uninitialized_memory)  # type: ignore[attr-defined]
+        return real_epoch(*args)
+
+    def run(out: Path) -> dict[str, torch.Tensor]:
+        result = train_amvml(dataset, out, model_config(), config, RENDER, tmp_path / "c", CPU, progress=False)
+        return load_amvml(result.checkpoint)[0].state_dict()
+
+    monkeypatch.setattr(amvml_trainer, "end_to_end_epoch", spy)
+    unfilled = run(tmp_path / "unfilled")
+
+    @contextlib.contextmanager
+    def filling_deterministic(enabled: bool) -> Iterator[None]:
+        with deterministic_algorithms(enabled):
+            torch.utils.deterministic.fill_uninitialized_memory = True  # type: ignore[attr-defined]
+            yield
+
+    monkeypatch.setattr(amvml_trainer, "deterministic_algorithms", filling_deterministic)
+    filled = run(tmp_path / "filled")
+
+    assert filling == {False, True}
+    assert all(torch.equal(unfilled[name], filled[name]) for name in unfilled)
 
 
 def _changed_parts(checkpoint: Path) -> set[str]:

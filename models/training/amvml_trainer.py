@@ -21,6 +21,7 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from photo2cad.device import place_network
 from photo2cad.errors import Photo2CadError
+from photo2cad.heap import heap_kept_for_reuse
 from photo2cad.models import AMVML, AMVMLConfig
 from photo2cad.models.datasets.photos import PhotoDataset, PhotoSample, collate, photo_augmentation
 from photo2cad.models.datasets.records import QueryRecord, RetrievalDataset
@@ -222,7 +223,7 @@ def train_amvml(
     bank: torch.Tensor | None = None
     pooled_views: torch.Tensor | None = None
     optimiser: torch.optim.Optimizer | None = None
-    with deterministic_algorithms(config.deterministic):
+    with deterministic_algorithms(config.deterministic), heap_kept_for_reuse():
         for epoch in range(start_epoch, config.epochs):
             phase = _phase(epoch, config)
             description = f"{'warm-up' if phase == 'warmup' else 'epoch'} {epoch + 1}/{config.epochs}"

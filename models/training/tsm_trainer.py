@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
+from photo2cad.heap import heap_kept_for_reuse
 from photo2cad.models import TextureSynthesisModule, TSMConfig
 from photo2cad.models.training.config import TSMTrainConfig
 from photo2cad.models.training.curves import plot_curves
@@ -117,7 +118,7 @@ def train_tsm(
     if max_steps is not None:
         total_steps = min(total_steps, max_steps)
     bar = tqdm(total=total_steps, initial=min(step, total_steps), desc="TSM steps", unit="step", disable=not progress)
-    with bar, deterministic_algorithms(config.deterministic):
+    with bar, deterministic_algorithms(config.deterministic), heap_kept_for_reuse():
         for epoch in range(start_epoch, config.epochs):
             sums: dict[str, float] = {}
             count = 0
