@@ -230,7 +230,7 @@ def test_deterministic_runs_skip_filling_new_memory_and_train_the_same_weights_a
     photoset: tuple[Path, RetrievalDataset], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PyTorch's deterministic mode writes NaN into every new tensor unless told not to; no kernel of ours reads memory
-    before writing it, so the filling (most of an end-to-end step's time on a CPU) changes no bit of the weights."""
+    before writing it, so the filling (12-18 % of an end-to-end epoch on a CPU) changes no bit of the weights."""
     _, dataset = photoset
     config = AMVMLTrainConfig(epochs=2, warmup_epochs=1, batch_size=8, train_views=2, validate_every=0)
     filling: set[bool] = set()
