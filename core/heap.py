@@ -1,4 +1,5 @@
-"""The C heap during training: large blocks kept for reuse instead of handed back to the kernel after every step.
+"""The C heap during training and PyTorch index builds on a CPU: large blocks kept for reuse instead of handed back
+to the kernel after every step.
 
 glibc serves each large allocation (above its mmap threshold, at most 32 MB) with a fresh `mmap` and gives it back
 with `munmap` when freed. A training step on the CPU allocates activations of hundreds of megabytes and frees them,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -18,7 +19,16 @@ import pytest
 from typer.testing import CliRunner
 
 from photo2cad.cli import app
-from photo2cad.indexer import BuildError, BuildRequest, build_index, layout, open_index, verify_index, verify_version
+from photo2cad.indexer import (
+    BuildError,
+    BuildRequest,
+    build_index,
+    layout,
+    open_index,
+    runner,
+    verify_index,
+    verify_version,
+)
 from photo2cad.indexer.mapper import StageTimes
 from photo2cad.indexer.runner import update_request
 from photo2cad.indexer.shards import Shard
@@ -127,6 +137,28 @@ def test_a_failed_build_leaves_the_published_index_serving(tmp_path: Path, tiny_
         build_index(request_for(broken_pool, out, tiny_weights, resume=False))
     assert layout.current_version(out) == before
     assert verify_index(out) == []
+
+
+@pytest.mark.parametrize(("cpu_runtime", "heap_kept"), [("torch", True), ("onnxruntime", False)])
+def test_pytorch_on_a_cpu_embeds_with_the_heap_kept_for_reuse_and_onnx_runtime_with_glibc_defaults(
+    tmp_path: Path, tiny_weights: Path, monkeypatch: pytest.MonkeyPatch, cpu_runtime: str, heap_kept: bool
+) -> None:
+    """PyTorch's activations stay in glibc's heap from batch to batch (docs/indexing.md); ONNX Runtime has its own
+    arena, so its builds leave the heap as it is."""
+    entered: list[str] = []
+
+    @contextlib.contextmanager
+    def recording() -> Iterator[None]:
+        entered.append(cpu_runtime)
+        yield
+
+    monkeypatch.setattr(runner, "heap_kept_for_reuse", recording)
+    pool = tmp_path / "pool"
+    write_pool(pool, count=2, corrupt=False)
+    report = build_index(request_for(pool, tmp_path / "index", tiny_weights, device="cpu", cpu_runtime=cpu_runtime))
+
+    assert report.embedded_now == 2
+    assert entered == ([cpu_runtime] if heap_kept else [])
 
 
 def test_weights_for_another_view_size_are_refused(tmp_path: Path, tiny_weights: Path) -> None:
