@@ -264,8 +264,8 @@ def train_default_weights_command(
 ) -> None:
     """Reproduce weights/amvml-default.safetensors from a clean clone in one command (seeded): `train bundled --holdout
     models --fold 0, 1, 2` measure the score bands on photos of models no training photo shows (36 models in all), then
-    `train bundled` on every photo records them. 1 to 3 hours and 10 GB on a 2-core CPU, by its kind (about 75
-    minutes on a recent AMD EPYC; a GPU makes the end-to-end epochs seconds); a killed run resumes where it stopped.
+    `train bundled` on every photo records them. 1 to 3 hours and 10 GB on a 2-core CPU, by its kind (68 minutes
+    on a recent AMD EPYC; a GPU makes the end-to-end epochs seconds); a killed run resumes where it stopped.
     The epochs run on deterministic kernels: on the kind of CPU that made the shipped file the output is that file
     bit for bit, on another the figures agree within a few photos (docs/training.md)."""
     import shutil
