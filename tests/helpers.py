@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,3 +158,14 @@ def weights_with_bands(weights: Path, bands: ScoreBands, out: Path) -> Path:
     notes = {**header.notes, "score_bands": bands.model_dump(mode="json")}
     save_checkpoint(out, model, header.model_copy(update={"notes": notes}))
     return out
+
+
+def recording_entries(entered: list[str], label: str) -> Callable[[], contextlib.AbstractContextManager[None]]:
+    """A stand-in for a context manager such as `heap_kept_for_reuse` that appends `label` to `entered` when entered."""
+
+    @contextlib.contextmanager
+    def record() -> Iterator[None]:
+        entered.append(label)
+        yield
+
+    return record

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ from photo2cad.indexer.shards import Shard
 from photo2cad.indexer.vector_search import SearchConfig, VectorSearch, ivf_lists_for
 from photo2cad.shapes.pool import ShapeRecord, scan_pool
 from photo2cad.shapes.settings import RenderSettings
+from tests.helpers import recording_entries
 from tests.meshpool import write_pool
 
 SETTINGS = RenderSettings(num_views=4, embed_size=64)
@@ -146,13 +146,7 @@ def test_pytorch_on_a_cpu_embeds_with_the_heap_kept_for_reuse_and_onnx_runtime_w
     """PyTorch's activations stay in glibc's heap from batch to batch (docs/indexing.md); ONNX Runtime has its own
     arena, so its builds leave the heap as it is."""
     entered: list[str] = []
-
-    @contextlib.contextmanager
-    def recording() -> Iterator[None]:
-        entered.append(cpu_runtime)
-        yield
-
-    monkeypatch.setattr(runner, "heap_kept_for_reuse", recording)
+    monkeypatch.setattr(runner, "heap_kept_for_reuse", recording_entries(entered, cpu_runtime))
     pool = tmp_path / "pool"
     write_pool(pool, count=2, corrupt=False)
     report = build_index(request_for(pool, tmp_path / "index", tiny_weights, device="cpu", cpu_runtime=cpu_runtime))

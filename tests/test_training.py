@@ -37,6 +37,7 @@ from photo2cad.models.training.tsm_trainer import TexturePairs, train_tsm
 from photo2cad.models.training.views import render_views
 from photo2cad.shapes.settings import RenderSettings
 from photo2cad.weights import header_for, load_amvml, load_tsm, new_amvml, save_checkpoint
+from tests.helpers import recording_entries
 from tests.photoset import write_photo_dataset
 
 SIZE = 64
@@ -179,17 +180,8 @@ def test_both_trainers_keep_the_heap_for_reuse_during_their_epochs(
     """Large activations stay in glibc's heap between steps instead of being mapped and faulted in anew (heap.py)."""
     _, dataset = photoset
     entered: list[str] = []
-
-    def recording(trainer: str) -> Callable[[], contextlib.AbstractContextManager[None]]:
-        @contextlib.contextmanager
-        def kept() -> Iterator[None]:
-            entered.append(trainer)
-            yield
-
-        return kept
-
-    monkeypatch.setattr(amvml_trainer, "heap_kept_for_reuse", recording("amvml"))
-    monkeypatch.setattr(tsm_trainer, "heap_kept_for_reuse", recording("tsm"))
+    monkeypatch.setattr(amvml_trainer, "heap_kept_for_reuse", recording_entries(entered, "amvml"))
+    monkeypatch.setattr(tsm_trainer, "heap_kept_for_reuse", recording_entries(entered, "tsm"))
     config = AMVMLTrainConfig(epochs=1, warmup_epochs=1, batch_size=8, validate_every=0)
     train_amvml(dataset, tmp_path / "amvml", model_config(), config, RENDER, tmp_path / "c", CPU, progress=False)
     tsm = TSMConfig(num_categories=2, image_size=64, base_channels=8)
