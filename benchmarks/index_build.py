@@ -4,6 +4,7 @@
     python benchmarks/index_build.py --pool /tmp/ikea-heavy/pool --shapes 40       # the heavy pool (heavy_pool.py)
     python benchmarks/index_build.py --pool POOL --max-faces 0 --runtime torch --no-pipeline  # as main built
     python benchmarks/index_build.py --synthetic 50 --faces 20000 --backbone resnet34 --image-size 224
+    python benchmarks/index_build.py --pool ../shared/data/ikea-pix3d-dev/pool --shapes 60 --ray   # Ray Data, local
 
 With --pool it indexes (the first --shapes shapes of) a real pool with the bundled weights (or --weights): the
 figures of a user's build. With --synthetic N it makes N random meshes of about --faces faces (perturbed spheres)
@@ -84,6 +85,7 @@ def main() -> None:
     parser.add_argument("--max-faces", type=int, default=DEFAULT_MAX_FACES, help="0: draw every face")
     parser.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "torch"], help="CPU embedding")
     parser.add_argument("--no-pipeline", action="store_true", help="render and embed one after the other")
+    parser.add_argument("--ray", action="store_true", help="Ray Data on a local Ray: one render and one embed actor")
     parser.add_argument("--no-mesh-cache", action="store_true")
     parser.add_argument("--rebuild", action="store_true", help="build twice into one folder, report the second")
     parser.add_argument("--keep", type=Path, default=None, help="build into this folder and keep it")
@@ -123,6 +125,10 @@ def main() -> None:
             resume=False,
         )
         distributor = serial_distributor if args.no_pipeline else local_distributor
+        if args.ray:
+            from photo2cad.indexer.distributed import RayOptions, ray_distributor
+
+            distributor = ray_distributor(RayOptions(render_workers=1, embed_workers=1))
         report = build_index(request, distributor=distributor)
         if args.rebuild:  # the mesh cache is warm now: what a rebuild with other weights or views costs
             report = build_index(request, distributor=distributor)
@@ -139,7 +145,8 @@ def main() -> None:
     print(
         f"{shapes_done} models, mean faces {faces_in:,.0f} in the files, {faces_drawn:,.0f} drawn; "
         f"max_faces {args.max_faces or 'none'}, runtime {args.runtime}, "
-        f"{'serial' if args.no_pipeline else 'pipelined'}{', rebuild (mesh cache warm)' if args.rebuild else ''}"
+        f"{'Ray' if args.ray else 'serial' if args.no_pipeline else 'pipelined'}"
+        f"{', rebuild (mesh cache warm)' if args.rebuild else ''}"
     )
     print(f"{'stage':9s} {'seconds':>8s} {'s/model':>8s} {'views/s':>8s}")
     for stage, seconds in t.as_dict().items():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from photo2cad.indexer.mapper import MeshPreparation, StageTimes, render_shapes
-from photo2cad.indexer.runner import BuildReport, BuildRequest, build_index
+from photo2cad.indexer.runner import BuildReport, BuildRequest, build_index, heap_for_embedding
 from photo2cad.indexer.shards import EmbeddedShape, FailedShape, Shard
 from photo2cad.models import AMVML, vector_dim
 from photo2cad.models.embedding import embed_view_sets
@@ -94,6 +95,9 @@ class EmbedActor:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model, _ = load_amvml_for_inference(Path(weights), self.device)
         self.engine = onnx_view_engine(self.model, self.device) if cpu_runtime == "onnxruntime" else None
+        # The actor's process embeds and does nothing else, so the local build's heap choice holds for its life.
+        self._heap = ExitStack()
+        self._heap.enter_context(heap_for_embedding(self.engine, self.device))
 
     def __call__(self, batch: Batch) -> Batch:
         import time

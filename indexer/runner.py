@@ -207,16 +207,17 @@ def local_distributor(
     def embed(rendered: list[RenderedShape], times: StageTimes) -> list[EmbeddedShape]:
         return embed_shapes(rendered, model, device, times, engine)
 
-    with _heap_for(engine, device):
+    with heap_for_embedding(engine, device):
         yield from pipelined_shards(
             _batches(todo, request.batch_size), prepare_batch, draw_batch, lambda: Renderer(request.render), embed
         )
 
 
-def _heap_for(engine: OnnxViewEngine | None, device: torch.device) -> AbstractContextManager[None]:
-    """PyTorch on the CPU maps and frees every batch's activations anew: kept in glibc's heap, its embed stage took
-    3.7 s instead of 6.2 s for 60 dev-pool models (docs/indexing.md). ONNX Runtime keeps its own arena and a GPU its
-    own memory, so they build with the heap's defaults."""
+def heap_for_embedding(engine: OnnxViewEngine | None, device: torch.device) -> AbstractContextManager[None]:
+    """The heap the embed stage runs in (a local build's, or a Ray embedding actor's for its life). PyTorch on the
+    CPU maps and frees every batch's activations anew: kept in glibc's heap, its embed stage took 3.7 s instead of
+    6.2 s for 60 dev-pool models (docs/indexing.md). ONNX Runtime keeps its own arena and a GPU its own memory, so
+    they build with the heap's defaults."""
     return heap_kept_for_reuse() if engine is None and device.type == "cpu" else nullcontext()
 
 

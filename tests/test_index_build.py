@@ -155,6 +155,29 @@ def test_pytorch_on_a_cpu_embeds_with_the_heap_kept_for_reuse_and_onnx_runtime_w
     assert entered == ([cpu_runtime] if heap_kept else [])
 
 
+@pytest.mark.parametrize(("cpu_runtime", "heap_kept"), [("torch", True), ("onnxruntime", False)])
+def test_a_ray_embedding_actor_makes_the_local_builds_heap_choice_once_for_its_whole_life(
+    tiny_weights: Path, monkeypatch: pytest.MonkeyPatch, cpu_runtime: str, heap_kept: bool
+) -> None:
+    from photo2cad.indexer.distributed import EmbedActor  # Ray itself is not needed to make one
+
+    entered: list[str] = []
+    monkeypatch.setattr(runner, "heap_kept_for_reuse", recording_entries(entered, cpu_runtime))
+    actor = EmbedActor(str(tiny_weights), cpu_runtime)
+    size = SETTINGS.embed_size
+    batch = {
+        "shape_id": np.array(["a", "b"]),
+        "failure": np.array(["", ""]),
+        "category": np.array(["chair", ""]),
+        "grey": np.random.default_rng(0).integers(0, 256, (2, SETTINGS.num_views, size, size, 3), dtype=np.uint8),
+    }
+    for _ in range(2):  # batch after batch in the same heap
+        out = actor(batch)
+        assert out["vector"].shape[0] == 2 and np.isfinite(out["vector"]).all() and "grey" not in out
+
+    assert entered == ([cpu_runtime] if heap_kept else [])
+
+
 def test_weights_for_another_view_size_are_refused(tmp_path: Path, tiny_weights: Path) -> None:
     pool = tmp_path / "pool"
     write_pool(pool, count=1, corrupt=False)
